@@ -1,0 +1,46 @@
+# Every target installs what it needs: a fresh machine needs only Python 3.11+.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-unit test-integration lint fmt token clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing it into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: .venv/.synced ## Install every workspace package from uv.lock
+
+run: install ## Start PostgreSQL, the broker and every service; Ctrl-C stops all
+	$(RUN) devctl run
+
+test: install ## Run the whole test suite (unit + integration) against real servers
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: install ## Only the fast unit tests
+	$(RUN) pytest -m unit $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs/events/src libs/devinfra/src tools/devctl/src $(wildcard services/*/src)
+
+fmt: install ## Format and auto-fix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+token: install ## Print a dev JWT (OPERATOR=123456 SCOPES="protocols:write" to narrow it)
+	@$(RUN) devctl token $(if $(OPERATOR),--operator $(OPERATOR)) $(if $(SCOPES),--scopes "$(SCOPES)")
+
+clean: ## Remove the local state (databases, logs) kept by make run
+	rm -rf .state

@@ -1,0 +1,1 @@
+"""Embedded PostgreSQL and Kafka-protocol broker for development and tests."""

@@ -1,0 +1,1 @@
+"""RN 623 event backbone shared by every service."""

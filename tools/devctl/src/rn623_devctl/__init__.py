@@ -1,0 +1,1 @@
+"""Developer CLI for the RN 623 platform."""
