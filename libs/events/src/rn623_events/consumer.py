@@ -1,0 +1,403 @@
+"""Idempotent consumer runner: inbox + effect in one transaction, then the offset commit.
+
+For every record: parse the envelope, skip types nobody handles, validate the payload
+against its contract, and run the handler inside a unit of work that first claims
+``(consumer, event_id)`` in the inbox. A redelivered event finds its claim and is
+skipped. A failing handler is retried with backoff; after ``max_attempts`` the record
+goes to the dead-letter topic with the reason in its headers and the consumer moves on.
+A database that is down is not the message's fault: the runner waits for it instead of
+dead-lettering. Offsets are committed only after the records before them are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from opentelemetry import trace
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rn623_events.clock import Clock
+from rn623_events.db import UnitOfWork, inbox_table
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import Envelope, EnvelopeError, parse_record
+from rn623_events.registry import REGISTRY, Event, Registry, UnknownEventError
+from rn623_events.settings import KafkaSettings
+from rn623_events.tracecontext import context_from_headers
+from rn623_events.worker import sleep_unless_stopped
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("rn623_events.consumer")
+
+PROCESSED = Counter("consumer_processed_total", "Events handled", ["consumer", "event_type"])
+DUPLICATES = Counter("consumer_duplicates_total", "Redelivered events skipped", ["consumer"])
+RETRIED = Counter("consumer_retried_total", "Handler attempts that failed", ["consumer"])
+DEAD_LETTERED = Counter(
+    "consumer_dead_lettered_total", "Events sent to the dead-letter topic", ["consumer", "reason"]
+)
+LAG = Gauge("consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"])
+HANDLE_SECONDS = Histogram("consumer_handle_seconds", "Time to handle one event", ["consumer"])
+
+Handler = Callable[[Event, Envelope, UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[Sequence[tuple[Event, Envelope]], UnitOfWork], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never succeed: dead-letter it at once."""
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """Tuning of a consumer runner."""
+
+    max_attempts: int = 5
+    backoff_initial: float = 0.1
+    backoff_max: float = 5.0
+    infrastructure_backoff_max: float = 10.0
+    max_records: int = 200
+    poll_timeout_ms: int = 500
+    auto_offset_reset: str = "earliest"
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database connection itself (not of the message)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, ConnectionError | OSError | TimeoutError)
+
+
+@dataclass
+class _Failure:
+    reason: str
+    error: BaseException
+    attempts: int
+
+
+class ConsumerRunner:
+    """Runs one consumer group over some topics, dispatching by CloudEvents ``type``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        sessions: async_sessionmaker[AsyncSession],
+        kafka: KafkaSettings,
+        clock: Clock,
+        source: str,
+        dead_letters: DeadLetterPublisher,
+        handlers: Mapping[str, Handler] | None = None,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+        registry: Registry | None = None,
+        config: ConsumerConfig | None = None,
+    ) -> None:
+        self.name = name
+        self.topics = list(topics)
+        self.sessions = sessions
+        self.kafka = kafka
+        self.clock = clock
+        self.source = source
+        self.dead_letters = dead_letters
+        self.handlers = dict(handlers or {})
+        self.batch_handlers = dict(batch_handlers or {})
+        self.registry = registry if registry is not None else REGISTRY
+        self.config = config or ConsumerConfig()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._pending: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._stop = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; commits what was processed before returning."""
+        self._stop = stop or asyncio.Event()
+        consumer = AIOKafkaConsumer(
+            group_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset=self.config.auto_offset_reset,
+            **self.kafka.client_kwargs(),
+        )
+        self._consumer = consumer
+        consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
+                )
+                for records in batches.values():
+                    await self.process_records(records)
+                    if self._stop.is_set():
+                        break
+                await self.commit()
+                self._update_lag(consumer)
+        finally:
+            try:
+                await self.commit()
+            finally:
+                await consumer.stop()
+                self._consumer = None
+
+    async def commit(self) -> None:
+        """Commit the offsets of everything processed so far."""
+        if self._consumer is None or not self._pending:
+            return
+        offsets, self._pending = self._pending, {}
+        assigned = self._consumer.assignment()
+        offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = self._positions.get(tp, high)
+            LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+    # ---- processing ------------------------------------------------------------------
+
+    async def process_records(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Handle records of one partition in order, then mark their offsets for commit."""
+        i = 0
+        while i < len(records):
+            record = records[i]
+            envelope, event, failure = self._decode(record)
+            if failure is None and envelope is not None and envelope.type in self.batch_handlers:
+                group = [(event, envelope, record)]
+                j = i + 1
+                while j < len(records):
+                    env2, ev2, fail2 = self._decode(records[j])
+                    if fail2 is not None or env2 is None or env2.type != envelope.type:
+                        break
+                    group.append((ev2, env2, records[j]))
+                    j += 1
+                if not await self._handle_batch(group):
+                    for ev, env, rec in group:
+                        await self._process_one(rec, env, ev, None)
+                self._done(records[j - 1])
+                i = j
+                continue
+            await self._process_one(record, envelope, event, failure)
+            self._done(record)
+            i += 1
+
+    def _done(self, record: ConsumerRecord[Any, Any]) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self._pending[tp] = self._positions[tp] = record.offset + 1
+
+    def _decode(
+        self, record: ConsumerRecord[Any, Any]
+    ) -> tuple[Envelope | None, Any, _Failure | None]:
+        try:
+            envelope = parse_record(record.topic, record.key, record.value, record.headers)
+        except EnvelopeError as exc:
+            return None, None, _Failure("unparseable", exc, 0)
+        if envelope.type not in self.handlers and envelope.type not in self.batch_handlers:
+            return envelope, None, None
+        try:
+            return envelope, envelope.decode(self.registry), None
+        except (ValidationError, UnknownEventError) as exc:
+            return envelope, None, _Failure("invalid_payload", exc, 0)
+
+    async def _process_one(
+        self,
+        record: ConsumerRecord[Any, Any],
+        envelope: Envelope | None,
+        event: Event | None,
+        failure: _Failure | None,
+    ) -> None:
+        if failure is None and envelope is not None and event is not None:
+            failure = await self._handle_with_retries(event, envelope)
+        elif failure is None:
+            return  # an event type this consumer does not handle
+        if failure is not None:
+            await self._dead_letter(record, failure)
+
+    async def _handle_with_retries(self, event: Event, envelope: Envelope) -> _Failure | None:
+        handler = self.handlers.get(envelope.type)
+        attempt = 0
+        backoff = self.config.backoff_initial
+        infra_backoff = self.config.backoff_initial
+        while True:
+            try:
+                with (
+                    tracer.start_as_current_span(
+                        f"consume {envelope.type}",
+                        context=context_from_headers(dict(envelope.trace_headers)),
+                        kind=trace.SpanKind.CONSUMER,
+                        attributes={
+                            "messaging.system": "kafka",
+                            "messaging.destination.name": envelope.topic,
+                            "messaging.consumer.group.name": self.name,
+                            "messaging.message.id": str(envelope.id),
+                        },
+                    ),
+                    HANDLE_SECONDS.labels(self.name).time(),
+                ):
+                    if handler is None:  # a batch-only type processed singly
+                        await self._handle_batch([(event, envelope, None)], raise_errors=True)
+                    else:
+                        await self._handle_in_uow(handler, event, envelope)
+                return None
+            except PermanentError as exc:
+                return _Failure("permanent_error", exc, attempt + 1)
+            except Exception as exc:
+                if is_infrastructure_error(exc):
+                    log.warning(
+                        "database unavailable; waiting",
+                        extra={"consumer": self.name, "error_type": type(exc).__name__},
+                    )
+                    await self._pause(infra_backoff)
+                    infra_backoff = min(infra_backoff * 2, self.config.infrastructure_backoff_max)
+                    if self._stop.is_set():
+                        raise
+                    continue
+                attempt += 1
+                RETRIED.labels(self.name).inc()
+                if attempt >= self.config.max_attempts:
+                    return _Failure("handler_error", exc, attempt)
+                log.warning(
+                    "handler failed; retrying",
+                    extra={
+                        "consumer": self.name,
+                        "event_type": envelope.type,
+                        "event_id": str(envelope.id),
+                        "attempt": attempt,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+
+    async def _handle_in_uow(self, handler: Handler, event: Event, envelope: Envelope) -> None:
+        async with UnitOfWork(
+            self.sessions, source=self.source, clock=self.clock, cause=envelope
+        ) as uow:
+            claimed = await uow.session.execute(
+                pg_insert(inbox_table)
+                .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
+                .on_conflict_do_nothing()
+                .returning(inbox_table.c.event_id)
+            )
+            if claimed.first() is None:
+                DUPLICATES.labels(self.name).inc()
+                return
+            await handler(event, envelope, uow)
+            await uow.commit()
+        PROCESSED.labels(self.name, envelope.type).inc()
+
+    async def _handle_batch(
+        self,
+        group: Sequence[tuple[Any, Envelope, ConsumerRecord[Any, Any] | None]],
+        *,
+        raise_errors: bool = False,
+    ) -> bool:
+        """Handle same-type events in one transaction; False means "fall back to singles"."""
+        event_type = group[0][1].type
+        handler = self.batch_handlers[event_type]
+        try:
+            async with UnitOfWork(self.sessions, source=self.source, clock=self.clock) as uow:
+                claimed = await uow.session.execute(
+                    pg_insert(inbox_table)
+                    .values(
+                        [
+                            {"consumer": self.name, "event_id": env.id, "event_type": env.type}
+                            for _, env, _ in group
+                        ]
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(inbox_table.c.event_id)
+                )
+                fresh = {row[0] for row in claimed}
+                todo = [(ev, env) for ev, env, _ in group if env.id in fresh]
+                DUPLICATES.labels(self.name).inc(len(group) - len(todo))
+                if todo:
+                    await handler(todo, uow)
+                await uow.commit()
+            PROCESSED.labels(self.name, event_type).inc(len(todo))
+            return True
+        except Exception:
+            if raise_errors:
+                raise
+            log.info("batch failed; handling its events one by one", extra={"consumer": self.name})
+            return False
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], failure: _Failure) -> None:
+        DEAD_LETTERED.labels(self.name, failure.reason).inc()
+        log.error(
+            "event dead-lettered",
+            extra={
+                "consumer": self.name,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": failure.reason,
+                "error_type": type(failure.error).__name__,
+            },
+        )
+        backoff = self.config.backoff_initial
+        while True:
+            try:
+                await self.dead_letters.publish(
+                    record,
+                    consumer=self.name,
+                    reason=failure.reason,
+                    error=failure.error,
+                    attempts=failure.attempts,
+                    failed_at=self.clock.now(),
+                )
+                return
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning(
+                    "dead-letter publish failed; retrying",
+                    extra={"consumer": self.name, "error_type": type(exc).__name__},
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.config.infrastructure_backoff_max)
+
+    async def _pause(self, seconds: float) -> None:
+        await sleep_unless_stopped(self._stop, seconds)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits processed offsets before partitions move to another member."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        try:
+            await self.runner.commit()
+        except Exception:
+            log.warning("offset commit on revoke failed", extra={"consumer": self.runner.name})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+async def inbox_count(sessions: async_sessionmaker[AsyncSession], consumer: str) -> int:
+    """Return how many events ``consumer`` has recorded (for tests and diagnostics)."""
+    async with sessions() as session:
+        value = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(inbox_table)
+            .where(inbox_table.c.consumer == consumer)
+        )
+    return int(value or 0)

@@ -1,0 +1,157 @@
+"""Database plumbing shared by services: engine, the outbox/inbox tables and the unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from rn623_events.clock import Clock
+from rn623_events.envelope import Envelope, make_envelope
+from rn623_events.registry import Event
+from rn623_events.tracecontext import current_trace_headers
+
+# Services add this metadata to Alembic's target_metadata (a list) so that their
+# migrations create the outbox and inbox tables next to their own.
+EVENTS_METADATA = sa.MetaData()
+
+outbox_table = sa.Table(
+    "outbox",
+    EVENTS_METADATA,
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("headers", JSONB, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+    sa.Index("ix_outbox_published_at", "published_at"),
+)
+
+inbox_table = sa.Table(
+    "inbox",
+    EVENTS_METADATA,
+    sa.Column("consumer", sa.Text, primary_key=True),
+    sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column(
+        "processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Index("ix_inbox_processed_at", "processed_at"),
+)
+
+
+def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
+    """Create the service's async engine (asyncpg) with sane pool settings."""
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory units of work draw from."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+
+
+def outbox_row(envelope: Envelope) -> dict[str, Any]:
+    """Return the outbox row that will publish ``envelope``."""
+    return {
+        "event_id": envelope.id,
+        "topic": envelope.topic,
+        "key": envelope.subject,
+        "event_type": envelope.type,
+        "headers": {k: v.decode() for k, v in envelope.headers()},
+        "payload": dict(envelope.data),
+    }
+
+
+class UnitOfWork:
+    """One database transaction with the events it publishes; the only place that commits.
+
+    Leaving the ``async with`` block without ``commit()`` rolls everything back, events
+    included, so a state change and its events are stored together or not at all.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        source: str,
+        clock: Clock,
+        cause: Envelope | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self.source = source
+        self.clock = clock
+        self.cause = cause
+        self.correlation_id = correlation_id
+        self._session: AsyncSession | None = None
+        self.published: list[Envelope] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        """The open session (only inside ``async with``)."""
+        if self._session is None:
+            raise RuntimeError("unit of work is not open")
+        return self._session
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._sessions()
+        await self._session.begin()
+        self.published = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self.session, None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+
+    def publish(self, event: Event, *, trace_headers: Mapping[str, str] | None = None) -> Envelope:
+        """Stage ``event`` in the outbox; it is published only if the unit commits."""
+        now = self.clock.now()
+        if self.cause is not None:
+            envelope = self.cause.caused(event, source=self.source, time=now)
+        else:
+            envelope = make_envelope(
+                event,
+                source=self.source,
+                time=now,
+                correlation_id=self.correlation_id,
+                trace_headers=trace_headers
+                if trace_headers is not None
+                else current_trace_headers(),
+            )
+        self.published.append(envelope)
+        return envelope
+
+    async def commit(self) -> None:
+        """Write the staged events to the outbox and commit the transaction."""
+        if self.published:
+            await self.session.execute(
+                sa.insert(outbox_table), [outbox_row(e) for e in self.published]
+            )
+        await self.session.commit()

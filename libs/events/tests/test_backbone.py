@@ -1,0 +1,248 @@
+"""Outbox → broker → consumer against the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from events_backbone import Backbone, effects, record_effect
+from rn623_events.consumer import inbox_count
+from rn623_events.db import UnitOfWork
+from rn623_events.dlq import replay_dead_letters
+from rn623_events.envelope import Envelope, make_envelope
+from rn623_events.registry import Event
+
+pytestmark = pytest.mark.integration
+
+
+def keyed_events(n: int, keys: int) -> list[tuple[str, int]]:
+    """``n`` events spread over ``keys`` aggregates, numbered per aggregate."""
+    counters: dict[str, int] = defaultdict(int)
+    out = []
+    for _ in range(n):
+        key = f"k{random.randrange(keys)}"
+        counters[key] += 1
+        out.append((key, counters[key]))
+    return out
+
+
+def assert_in_order_per_key(rows: list[Any]) -> None:
+    """Each aggregate's effects were applied in the order its events were written."""
+    seen: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        seen[row.key].append(row.n)
+    for key, ns in seen.items():
+        assert ns == sorted(ns), f"events of {key} applied out of order"
+
+
+async def test_outbox_to_consumer_gives_exactly_one_effect_under_redelivery(
+    backbone: Backbone,
+) -> None:
+    events = keyed_events(300, keys=20)
+    await backbone.write(events)
+    relay, consumer = backbone.relay(batch_size=64), backbone.consumer("c-exactly-once")
+    backbone.start(relay.run)
+    backbone.start(consumer.run)
+
+    rows = await backbone.wait_for_effects(300)
+    assert len(rows) == 300
+    assert_in_order_per_key(rows)
+
+    # Redeliver everything: mark the whole outbox unpublished so the relay sends it again.
+    async with backbone.sessions() as s, s.begin():
+        await s.execute(sa.text("UPDATE outbox SET published_at = NULL"))
+    for _ in range(200):
+        if await backbone.unpublished() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await backbone.unpublished() == 0
+    # The redelivered copies reach the consumer: wait until its lag is gone.
+    await asyncio.sleep(2)
+    rows = await backbone.effect_rows()
+    assert len(rows) == 300
+    assert len({r.event_id for r in rows}) == 300
+    assert await inbox_count(backbone.sessions, "c-exactly-once") == 300
+
+
+async def test_rolled_back_unit_of_work_publishes_nothing(backbone: Backbone) -> None:
+    async with backbone.uow() as uow:
+        uow.publish(backbone.model(key="k", n=1))
+        # leaving without commit() rolls back the state change and its events
+    await backbone.write([("k", 2)])
+    async with backbone.sessions() as s:
+        payloads = (await s.execute(sa.text("SELECT payload FROM outbox"))).scalars().all()
+    assert [p["n"] for p in payloads] == [2]
+
+
+async def test_two_relays_publish_each_event_once_in_order(backbone: Backbone) -> None:
+    backbone.start(backbone.relay(batch_size=16).run)
+    backbone.start(backbone.relay(batch_size=16).run)
+    backbone.start(backbone.consumer("c-two-relays").run)
+    events = keyed_events(200, keys=5)
+    await backbone.write(events, per_tx=3)
+    rows = await backbone.wait_for_effects(200)
+    assert len(rows) == 200
+    assert_in_order_per_key(rows)
+
+
+async def test_broker_frozen_for_20_seconds_loses_nothing(
+    backbone: Backbone, tansu_broker: Any
+) -> None:
+    backbone.start(backbone.relay(publish_timeout=3.0).run)
+    backbone.start(backbone.consumer("c-frozen").run)
+    await backbone.write(keyed_events(50, keys=10))
+    assert len(await backbone.wait_for_effects(50)) == 50
+
+    tansu_broker.freeze()
+    try:
+        loop = asyncio.get_running_loop()
+        frozen_until = loop.time() + 20
+        n = 0
+        while loop.time() < frozen_until:
+            await backbone.write([(f"f{n % 7}", 1000 + n)], per_tx=1)
+            n += 1
+            await asyncio.sleep(0.1)
+        assert await backbone.unpublished() > 0  # the broker really was unreachable
+    finally:
+        tansu_broker.thaw()
+
+    rows = await backbone.wait_for_effects(50 + n, max_seconds=120)
+    assert len(rows) == 50 + n, "events were lost"
+    assert len({r.event_id for r in rows}) == len(rows), "an event had two effects"
+    assert_in_order_per_key(rows)
+    assert await backbone.unpublished() == 0
+
+
+async def _produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, list[Any]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=b"k", headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await reader.start()
+    out: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(out) < expected and loop.time() < deadline:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                out.extend(records)
+    finally:
+        await reader.stop()
+    return out
+
+
+def _good(backbone: Backbone, key: str, n: int) -> tuple[bytes, list[Any]]:
+    env = make_envelope(backbone.model(key=key, n=n), source="test", time=backbone.clock.now())
+    return env.value(), env.headers()
+
+
+async def test_bad_messages_go_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    backbone: Backbone,
+) -> None:
+    bootstrap = backbone.kafka.bootstrap_servers
+    good_headers = _good(backbone, "k", 1)[1]
+    poison_n = 666
+    broken = {"on": True}
+
+    async def handler(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if getattr(event, "n", None) == poison_n and broken["on"]:
+            raise RuntimeError("cannot handle this one")
+        await record_effect(event, envelope, uow)
+
+    invalid_body = _good(backbone, "k", 2)[0].replace(b'"n":2', b'"n":"two"')
+    await _produce_raw(
+        bootstrap,
+        backbone.topic,
+        [
+            (b"{not json", good_headers),  # unparseable body
+            (b'{"key":"k","n":1}', [("ce_type", b"test.happened")]),  # missing headers
+            (invalid_body, good_headers),  # payload breaks the contract
+            _good(backbone, "k", poison_n),  # the handler keeps failing
+            _good(backbone, "k", 3),  # a good one after all of them
+        ],
+    )
+    runner = backbone.consumer("c-dlq", handler=handler, max_attempts=3)
+    backbone.start(runner.run)
+    rows = await backbone.wait_for_effects(1)
+    assert [r.n for r in rows] == [3]
+
+    dead = await _read_all(bootstrap, backbone.dlq_topic, 4)
+    reasons = [dict(r.headers)["dlq_reason"].decode() for r in dead]
+    assert reasons == ["unparseable", "unparseable", "invalid_payload", "handler_error"]
+    last = dict(dead[-1].headers)
+    assert last["dlq_error_type"] == b"RuntimeError"
+    assert last["dlq_consumer"] == b"c-dlq"
+    assert last["dlq_attempts"] == b"3"
+    assert last["dlq_original_topic"].decode() == backbone.topic
+
+    # Once the handler is fixed, replaying the dead letters applies the poison event.
+    broken["on"] = False
+    replayed = await replay_dead_letters(
+        backbone.kafka, backbone.dlq_topic, consumer="c-dlq", process=runner.process_records
+    )
+    assert replayed == 4
+    rows = await backbone.effect_rows()
+    assert sorted(r.n for r in rows) == [3, poison_n]
+    # the three that can never succeed were dead-lettered again, the poison one was not
+    dead = await _read_all(bootstrap, backbone.dlq_topic, 7)
+    assert len(dead) == 7
+
+
+async def test_trace_id_survives_the_hop_from_producer_to_consumer(backbone: Backbone) -> None:
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("POST /v1/protocols") as span:
+        producer_trace_id = format(span.get_span_context().trace_id, "032x")
+        await backbone.write([("traced", 1)])
+    backbone.start(backbone.relay().run)
+    backbone.start(backbone.consumer("c-trace").run)
+    rows = await backbone.wait_for_effects(1)
+    assert rows[0].trace_id == producer_trace_id
+
+
+async def test_batch_handler_applies_a_batch_in_one_transaction_and_isolates_poison(
+    backbone: Backbone,
+) -> None:
+    calls: list[int] = []
+
+    async def batch(items: Any, uow: UnitOfWork) -> None:
+        calls.append(len(items))
+        for event, envelope in items:
+            if event.n == 13:
+                raise ValueError("unlucky")
+            await record_effect(event, envelope, uow)
+
+    runner = backbone.consumer("c-batch")
+    runner.handlers.clear()
+    runner.batch_handlers["test.happened"] = batch
+    runner.config = type(runner.config)(
+        max_attempts=2, backoff_initial=0.01, backoff_max=0.02, poll_timeout_ms=100
+    )
+    await backbone.write([("b", n) for n in range(1, 41)], per_tx=40)
+    backbone.start(backbone.relay().run)
+    backbone.start(runner.run)
+    rows = await backbone.wait_for_effects(39)
+    await asyncio.sleep(1)
+    rows = await backbone.effect_rows()
+    assert sorted(r.n for r in rows) == [n for n in range(1, 41) if n != 13]
+    assert max(calls) > 1, "events were never handled as a batch"
+    async with backbone.sessions() as s:
+        assert await s.scalar(sa.select(sa.func.count()).select_from(effects)) == 39
