@@ -1,0 +1,70 @@
+"""The FastAPI application factory every service uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import Lifespan
+
+from rn623_events.auth import TokenVerifier
+from rn623_events.clock import Clock, SystemClock
+from rn623_events.health import Check, health_router
+from rn623_events.logs import configure_logging
+from rn623_events.metrics import MetricsMiddleware, metrics_app
+from rn623_events.problems import install_problem_handlers
+from rn623_events.settings import ServiceSettings
+from rn623_events.telemetry import configure_telemetry, instrument_app
+
+
+def _closing_checks(
+    lifespan: Lifespan[FastAPI] | None, checks: Mapping[str, Check]
+) -> Lifespan[FastAPI]:
+    """Wrap ``lifespan`` so that checks holding connections (``aclose``) close at shutdown."""
+
+    @asynccontextmanager
+    async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
+        context: AbstractAsyncContextManager[Any] = lifespan(app) if lifespan else nullcontext()
+        try:
+            async with context as state:
+                yield state
+        finally:
+            for check in checks.values():
+                close = getattr(check, "aclose", None)
+                if close is not None:
+                    await close()
+
+    return wrapped
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    title: str,
+    version: str,
+    routers: Sequence[APIRouter],
+    readiness_checks: Mapping[str, Check],
+    lifespan: Lifespan[FastAPI] | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """Build a service app: logs, traces, problem+json errors, metrics, probes and auth."""
+    telemetry = settings.telemetry
+    configure_logging(settings.service_name, telemetry.log_level, json=telemetry.log_json)
+    configure_telemetry(telemetry, settings.service_name)
+    app = FastAPI(
+        title=title, version=version, lifespan=_closing_checks(lifespan, readiness_checks)
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.token_verifier = TokenVerifier(settings.auth, app.state.clock)
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, service=settings.service_name)
+    # Starlette serves a non-function endpoint as a plain ASGI app (exact path, no redirect).
+    app.add_route("/metrics", metrics_app(), include_in_schema=False)  # type: ignore[arg-type]
+    app.include_router(health_router(readiness_checks))
+    for router in routers:
+        app.include_router(router)
+    instrument_app(app)
+    return app

@@ -1,0 +1,66 @@
+"""OpenTelemetry tracing: the process tracer provider and the official instrumentations."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rn623_events.settings import TelemetrySettings
+
+# Probes and scrapes would drown the traces.
+EXCLUDED_URLS = "/livez,/readyz,/metrics"
+
+
+def configure_telemetry(settings: TelemetrySettings, service_name: str) -> TracerProvider:
+    """Install (once per process) an SDK tracer provider; export via OTLP when configured.
+
+    Without an endpoint spans are still created, so logs and events carry trace ids.
+    With ``otel_sdk_disabled`` nothing is installed and a never-sampling provider is returned.
+    """
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    resource = Resource.create({SERVICE_NAME: service_name})
+    if settings.otel_sdk_disabled:
+        return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    provider = TracerProvider(resource=resource)
+    if settings.otel_exporter_otlp_endpoint:
+        endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Trace every request of ``app`` (probes and ``/metrics`` excluded)."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """Trace the statements run on ``engine`` (statement text only, never parameters).
+
+    The instrumentor is process-wide: the first call instruments ``engine`` and wraps the
+    engine factories, so engines created afterwards through them are traced too; later calls
+    are no-ops.
+    """
+    instrumentor = SQLAlchemyInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        # The instrumentation declares "sqlalchemy < 2.1" but its engine event hooks work on
+        # the locked 2.1; without skipping the check it silently instruments nothing.
+        instrumentor.instrument(engine=engine.sync_engine, skip_dep_check=True)
+
+
+def instrument_httpx() -> None:
+    """Trace, and propagate trace context on, every httpx client request."""
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
