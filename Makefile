@@ -39,8 +39,8 @@ fmt: install ## Format and auto-fix
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-token: install ## Print a dev JWT (OPERATOR=123456 SCOPES="protocols:write" to narrow it)
-	@$(RUN) devctl token $(if $(OPERATOR),--operator $(OPERATOR)) $(if $(SCOPES),--scopes "$(SCOPES)")
+token: install ## Print a dev JWT (OPERATOR="123456 654321" SCOPES="protocols:write" to narrow it)
+	@$(RUN) devctl token $(foreach op,$(OPERATOR),--operator $(op)) $(if $(SCOPES),--scopes "$(SCOPES)")
 
 clean: ## Remove the local state (databases, logs) kept by make run
 	rm -rf .state
