@@ -95,7 +95,14 @@ class Backbone:
             handlers={"test.happened": handler or record_effect},
             registry=self.registry,
             config=ConsumerConfig(
-                **{"backoff_initial": 0.01, "backoff_max": 0.05, "poll_timeout_ms": 100, **config}
+                **{
+                    "backoff_initial": 0.01,
+                    "backoff_max": 0.05,
+                    "poll_timeout_ms": 100,
+                    "session_timeout_ms": 2000,
+                    "heartbeat_interval_ms": 500,
+                    **config,
+                }
             ),
         )
 

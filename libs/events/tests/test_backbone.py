@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -233,9 +234,7 @@ async def test_batch_handler_applies_a_batch_in_one_transaction_and_isolates_poi
     runner = backbone.consumer("c-batch")
     runner.handlers.clear()
     runner.batch_handlers["test.happened"] = batch
-    runner.config = type(runner.config)(
-        max_attempts=2, backoff_initial=0.01, backoff_max=0.02, poll_timeout_ms=100
-    )
+    runner.config = replace(runner.config, max_attempts=2)
     await backbone.write([("b", n) for n in range(1, 41)], per_tx=40)
     backbone.start(backbone.relay().run)
     backbone.start(runner.run)
@@ -246,3 +245,29 @@ async def test_batch_handler_applies_a_batch_in_one_transaction_and_isolates_poi
     assert max(calls) > 1, "events were never handled as a batch"
     async with backbone.sessions() as s:
         assert await s.scalar(sa.select(sa.func.count()).select_from(effects)) == 39
+
+
+async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_once(
+    backbone: Backbone,
+) -> None:
+    failures = {5: 1, 8: 99}  # n=5 fails once then succeeds; n=8 never succeeds
+    calls: dict[int, int] = defaultdict(int)
+
+    async def flaky(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        n = getattr(event, "n", 0)
+        calls[n] += 1
+        if calls[n] <= failures.get(n, 0):
+            raise RuntimeError("flaky")
+        await record_effect(event, envelope, uow)
+
+    # one transaction, one key, one partition: the runner sees them as one run
+    await backbone.write([("run", n) for n in range(1, 13)], per_tx=12)
+    backbone.start(backbone.relay().run)
+    backbone.start(backbone.consumer("c-run", handler=flaky, max_attempts=3).run)
+    rows = await backbone.wait_for_effects(11)
+    await asyncio.sleep(1)
+    rows = await backbone.effect_rows()
+    assert [r.n for r in rows] == [n for n in range(1, 13) if n != 8]
+    assert calls[8] == 3
+    dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"handler_error"]

@@ -67,6 +67,9 @@ class ConsumerConfig:
     max_records: int = 200
     poll_timeout_ms: int = 500
     auto_offset_reset: str = "earliest"
+    # A group join waits about half the session timeout; tests shorten both.
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -76,6 +79,14 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, ConnectionError | OSError | TimeoutError)
+
+
+class _RunFailedAt(Exception):
+    """The handler of the event at ``index`` of a shared-transaction run failed."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 @dataclass
@@ -128,6 +139,8 @@ class ConsumerRunner:
             group_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset=self.config.auto_offset_reset,
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
             **self.kafka.client_kwargs(),
         )
         self._consumer = consumer
@@ -172,29 +185,120 @@ class ConsumerRunner:
     # ---- processing ------------------------------------------------------------------
 
     async def process_records(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Handle records of one partition in order, then mark their offsets for commit."""
+        """Handle records of one partition in order, then mark their offsets for commit.
+
+        Consecutive events share one transaction, each handled in its own savepoint;
+        at the first failure what came before it is committed and the failing event
+        takes the per-event path (retries, then the dead-letter topic), so order holds.
+        """
+        decoded = [(record, *self._decode(record)) for record in records]
         i = 0
-        while i < len(records):
-            record = records[i]
-            envelope, event, failure = self._decode(record)
+        while i < len(decoded):
+            record, envelope, event, failure = decoded[i]
             if failure is None and envelope is not None and envelope.type in self.batch_handlers:
-                group = [(event, envelope, record)]
                 j = i + 1
-                while j < len(records):
-                    env2, ev2, fail2 = self._decode(records[j])
-                    if fail2 is not None or env2 is None or env2.type != envelope.type:
+                while j < len(decoded) and decoded[j][3] is None:
+                    env = decoded[j][1]
+                    if env is None or env.type != envelope.type:
                         break
-                    group.append((ev2, env2, records[j]))
                     j += 1
+                group = [(ev, env, rec) for rec, env, ev, _ in decoded[i:j] if env is not None]
                 if not await self._handle_batch(group):
                     for ev, env, rec in group:
                         await self._process_one(rec, env, ev, None)
                 self._done(records[j - 1])
                 i = j
                 continue
+            if failure is None:
+                j = i
+                while j < len(decoded) and decoded[j][3] is None:
+                    env = decoded[j][1]
+                    if env is None or env.type in self.batch_handlers:
+                        break
+                    j += 1
+                handled, handler_failed = await self._handle_run(decoded[i:j])
+                if handled:
+                    self._done(records[i + handled - 1])
+                    i += handled
+                if i == j:
+                    continue
+                # the event at i failed in the shared transaction: give it its own path
+                record, envelope, event, failure = decoded[i]
+                await self._process_one(record, envelope, event, None, int(handler_failed))
+                self._done(record)
+                i += 1
+                continue
             await self._process_one(record, envelope, event, failure)
             self._done(record)
             i += 1
+
+    async def _handle_run(
+        self, run: Sequence[tuple[Any, Envelope | None, Any, Any]]
+    ) -> tuple[int, bool]:
+        """Handle a run of events in one transaction.
+
+        Returns how many events were committed and whether the next one's handler
+        failed (as opposed to the transaction itself).
+
+        The inbox claims of the whole run are one statement. If the handler of the k-th
+        event fails, the transaction is rolled back and the k events before it are
+        handled again and committed without it (handlers must not act outside their
+        transaction, which retries require anyway).
+        """
+        items = [(envelope, event) for _, envelope, event, _ in run if envelope is not None]
+        upto, handler_failed = len(items), False
+        while upto > 0:
+            try:
+                return await self._commit_run(items[:upto]), handler_failed
+            except _RunFailedAt as failed:
+                upto, handler_failed = failed.index, True
+            except Exception as exc:  # the transaction itself failed: nothing was committed
+                log.info(
+                    "shared transaction failed; handling events one by one",
+                    extra={"consumer": self.name, "error_type": type(exc).__name__},
+                )
+                return 0, False
+        return 0, handler_failed
+
+    async def _commit_run(self, items: Sequence[tuple[Envelope, Any]]) -> int:
+        counts: dict[str, int] = {}
+        async with UnitOfWork(self.sessions, source=self.source, clock=self.clock) as uow:
+            fresh = await self._claim(uow, [env for env, _ in items if env.type in self.handlers])
+            for index, (envelope, event) in enumerate(items):
+                handler = self.handlers.get(envelope.type)
+                if handler is None:
+                    continue
+                if envelope.id not in fresh:
+                    DUPLICATES.labels(self.name).inc()
+                    continue
+                uow.cause = envelope
+                try:
+                    with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
+                        await handler(event, envelope, uow)
+                except Exception as exc:
+                    raise _RunFailedAt(index) from exc
+                counts[envelope.type] = counts.get(envelope.type, 0) + 1
+            await uow.commit()
+        for event_type, count in counts.items():
+            PROCESSED.labels(self.name, event_type).inc(count)
+        return len(items)
+
+    async def _claim(self, uow: UnitOfWork, envelopes: Sequence[Envelope]) -> set[Any]:
+        """Record the events in the inbox; return the ids not seen before."""
+        if not envelopes:
+            return set()
+        claimed = await uow.session.execute(
+            pg_insert(inbox_table)
+            .values(
+                [
+                    {"consumer": self.name, "event_id": env.id, "event_type": env.type}
+                    for env in envelopes
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(inbox_table.c.event_id)
+        )
+        return {row[0] for row in claimed}
 
     def _done(self, record: ConsumerRecord[Any, Any]) -> None:
         tp = TopicPartition(record.topic, record.partition)
@@ -220,17 +324,20 @@ class ConsumerRunner:
         envelope: Envelope | None,
         event: Event | None,
         failure: _Failure | None,
+        attempts_made: int = 0,
     ) -> None:
         if failure is None and envelope is not None and event is not None:
-            failure = await self._handle_with_retries(event, envelope)
+            failure = await self._handle_with_retries(event, envelope, attempts_made)
         elif failure is None:
             return  # an event type this consumer does not handle
         if failure is not None:
             await self._dead_letter(record, failure)
 
-    async def _handle_with_retries(self, event: Event, envelope: Envelope) -> _Failure | None:
+    async def _handle_with_retries(
+        self, event: Event, envelope: Envelope, attempts_made: int = 0
+    ) -> _Failure | None:
         handler = self.handlers.get(envelope.type)
-        attempt = 0
+        attempt = attempts_made
         backoff = self.config.backoff_initial
         infra_backoff = self.config.backoff_initial
         while True:
@@ -288,18 +395,27 @@ class ConsumerRunner:
         async with UnitOfWork(
             self.sessions, source=self.source, clock=self.clock, cause=envelope
         ) as uow:
-            claimed = await uow.session.execute(
-                pg_insert(inbox_table)
-                .values(consumer=self.name, event_id=envelope.id, event_type=envelope.type)
-                .on_conflict_do_nothing()
-                .returning(inbox_table.c.event_id)
-            )
-            if claimed.first() is None:
+            if envelope.id not in await self._claim(uow, [envelope]):
                 DUPLICATES.labels(self.name).inc()
                 return
-            await handler(event, envelope, uow)
+            with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
+                await handler(event, envelope, uow)
             await uow.commit()
         PROCESSED.labels(self.name, envelope.type).inc()
+
+    def _span(self, envelope: Envelope) -> Any:
+        """A consumer span continuing the producer's trace."""
+        return tracer.start_as_current_span(
+            f"consume {envelope.type}",
+            context=context_from_headers(dict(envelope.trace_headers)),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": envelope.topic,
+                "messaging.consumer.group.name": self.name,
+                "messaging.message.id": str(envelope.id),
+            },
+        )
 
     async def _handle_batch(
         self,
@@ -312,18 +428,7 @@ class ConsumerRunner:
         handler = self.batch_handlers[event_type]
         try:
             async with UnitOfWork(self.sessions, source=self.source, clock=self.clock) as uow:
-                claimed = await uow.session.execute(
-                    pg_insert(inbox_table)
-                    .values(
-                        [
-                            {"consumer": self.name, "event_id": env.id, "event_type": env.type}
-                            for _, env, _ in group
-                        ]
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(inbox_table.c.event_id)
-                )
-                fresh = {row[0] for row in claimed}
+                fresh = await self._claim(uow, [env for _, env, _ in group])
                 todo = [(ev, env) for ev, env, _ in group if env.id in fresh]
                 DUPLICATES.labels(self.name).inc(len(group) - len(todo))
                 if todo:
