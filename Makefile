@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit test-integration lint fmt token clean
+.PHONY: help install run test test-unit lint fmt token bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ test-unit: install ## Only the fast unit tests
 lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/events/src libs/devinfra/src tools/devctl/src $(wildcard services/*/src)
+	$(RUN) mypy libs/events/src libs/devinfra/src tools/devctl/src bench $(wildcard services/*/src)
+
+bench: install ## Measure the platform; prints a table and writes bench/results.json
+	$(RUN) python bench/backbone.py $(BENCH_ARGS)
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

@@ -117,11 +117,7 @@ class EmbeddedPostgres:
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the last ``lines`` lines of the server log (empty when there is none)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return _system.tail(self.log_path, lines)
 
     # -- internals --------------------------------------------------------------------------
 

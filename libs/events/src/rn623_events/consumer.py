@@ -342,24 +342,11 @@ class ConsumerRunner:
         infra_backoff = self.config.backoff_initial
         while True:
             try:
-                with (
-                    tracer.start_as_current_span(
-                        f"consume {envelope.type}",
-                        context=context_from_headers(dict(envelope.trace_headers)),
-                        kind=trace.SpanKind.CONSUMER,
-                        attributes={
-                            "messaging.system": "kafka",
-                            "messaging.destination.name": envelope.topic,
-                            "messaging.consumer.group.name": self.name,
-                            "messaging.message.id": str(envelope.id),
-                        },
-                    ),
-                    HANDLE_SECONDS.labels(self.name).time(),
-                ):
-                    if handler is None:  # a batch-only type processed singly
+                if handler is None:  # a batch-only type handled on its own
+                    with self._span(envelope):
                         await self._handle_batch([(event, envelope, None)], raise_errors=True)
-                    else:
-                        await self._handle_in_uow(handler, event, envelope)
+                else:
+                    await self._handle_in_uow(handler, event, envelope)
                 return None
             except PermanentError as exc:
                 return _Failure("permanent_error", exc, attempt + 1)

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from rn623_devctl.console import info, step, warn
+from rn623_devctl.console import info, step
 from rn623_devctl.infra import StartupError
 from rn623_events.settings import KafkaSettings
+from rn623_events.topics import ensure_topics
 
 
 def ensure_platform_topics(bootstrap_servers: str, timeout: float = 60.0) -> None:
-    """Create missing topics; skip with a notice if ``rn623_events.topics`` does not exist."""
-    try:
-        from rn623_events.topics import ensure_topics
-    except ModuleNotFoundError as exc:
-        if exc.name != "rn623_events.topics":
-            raise
-        warn("rn623_events.topics is not available: skipping topic creation")
-        return
+    """Create the catalogue's missing topics, failing start-up with a clear error."""
     with step("Topics: ensuring the platform topics exist"):
         settings = KafkaSettings(bootstrap_servers=bootstrap_servers)
         try:
