@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
 
 from rn623_events.auth import TokenVerifier
-from rn623_events.clock import Clock, SystemClock
+from rn623_events.clock import Clock
 from rn623_events.health import Check, health_router
 from rn623_events.logs import configure_logging
 from rn623_events.metrics import MetricsMiddleware, metrics_app
@@ -57,7 +57,7 @@ def create_service_app(
         title=title, version=version, lifespan=_closing_checks(lifespan, readiness_checks)
     )
     app.state.settings = settings
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock or settings.make_clock()
     app.state.token_verifier = TokenVerifier(settings.auth, app.state.clock)
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rn623_events.clock import SystemClock
 
 
 class KafkaSettings(BaseSettings):
@@ -81,8 +84,14 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     service_name: str = "rn623"
+    # Shifts the service's clock (end-to-end runs test deadlines days ahead); 0 in production.
+    clock_offset_seconds: float = 0.0
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    def make_clock(self) -> SystemClock:
+        """The service's clock: the system clock shifted by ``clock_offset_seconds``."""
+        return SystemClock(timedelta(seconds=self.clock_offset_seconds))
