@@ -196,7 +196,7 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_the_consumer_goes_on
     # Once the handler is fixed, replaying the dead letters applies the poison event.
     broken["on"] = False
     replayed = await replay_dead_letters(
-        backbone.kafka, backbone.dlq_topic, consumer="c-dlq", process=runner.process_records
+        backbone.kafka, backbone.dlq_topic, consumer="c-dlq", process=runner.replay
     )
     assert replayed == 4
     rows = await backbone.effect_rows()
@@ -271,3 +271,88 @@ async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_onc
     assert calls[8] == 3
     dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
     assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"handler_error"]
+
+
+@pytest.mark.parametrize("mode", ["per_event", "batch"])
+async def test_copies_of_one_event_in_the_same_poll_give_one_effect(
+    backbone: Backbone, mode: str
+) -> None:
+    # a producer retry without idempotence leaves adjacent copies on the partition
+    copy = _good(backbone, "dup", 1)
+    await _produce_raw(
+        backbone.kafka.bootstrap_servers,
+        backbone.topic,
+        [copy, copy, copy, _good(backbone, "dup", 2)],
+    )
+    runner = backbone.consumer(f"c-dup-{mode}")
+    if mode == "batch":
+
+        async def batch(items: Any, uow: UnitOfWork) -> None:
+            for event, envelope in items:
+                await record_effect(event, envelope, uow)
+
+        runner.handlers.clear()
+        runner.batch_handlers["test.happened"] = batch
+    backbone.start(runner.run)
+    await backbone.wait_for_effects(2)
+    await asyncio.sleep(1)
+    assert sorted(r.n for r in await backbone.effect_rows()) == [1, 2]
+
+
+async def test_stopping_during_retries_neither_dead_letters_nor_commits(
+    backbone: Backbone,
+) -> None:
+    calls = 0
+
+    async def failing(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("down for now")
+
+    await _produce_raw(backbone.kafka.bootstrap_servers, backbone.topic, [_good(backbone, "s", 1)])
+    runner = backbone.consumer("c-stop", handler=failing, backoff_initial=2.0, max_attempts=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    for _ in range(200):
+        if calls:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert calls < 5, "retries were burnt out during shutdown"
+    assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1) == []
+
+    # the record was not committed: the next member of the group gets it again
+    backbone.start(backbone.consumer("c-stop").run)
+    assert [r.n for r in await backbone.wait_for_effects(1)] == [1]
+
+
+async def test_an_event_the_producer_refuses_is_parked_and_the_rest_flow(
+    backbone: Backbone,
+) -> None:
+    class Big(backbone.model):  # type: ignore[name-defined,misc]
+        """A payload over the producer's 1 MB request limit."""
+
+        blob: str = "x" * 2_000_000
+
+    async with backbone.uow() as uow:
+        uow.publish(backbone.model(key="p", n=1))
+        uow.publish(Big(key="p", n=2))
+        uow.publish(backbone.model(key="p", n=3))
+        await uow.commit()
+    backbone.start(backbone.relay().run)
+    backbone.start(backbone.consumer("c-park").run)
+    rows = await backbone.wait_for_effects(2)
+    assert [r.n for r in rows] == [1, 3]
+    async with backbone.sessions() as s:
+        parked = (
+            (
+                await s.execute(
+                    sa.text("SELECT payload->>'n' FROM outbox WHERE parked_at IS NOT NULL")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert parked == ["2"]
+    assert await backbone.unpublished() == 1  # parked rows stay for inspection, not in flight

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from rn623_events.contracts.operators import OperatorUpserted
+from rn623_events.dlq import describe_error
 from rn623_events.envelope import Envelope, EnvelopeError, make_envelope, parse_record
 from rn623_events.registry import UnknownEventError
 
@@ -187,3 +188,26 @@ def test_unknown_type_or_version_raises(header: str, value: bytes) -> None:
     parsed = parse_record("operator.events", key, body, replaced(headers, header, value))
     with pytest.raises(UnknownEventError):
         parsed.decode()
+
+
+def test_deeply_nested_json_is_an_envelope_error_not_a_crash() -> None:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"6f1c1b8e-4a33-4c51-9a52-0f4f1c6f0b11"),
+        ("ce_type", b"operator.upserted"),
+        ("ce_source", b"test"),
+        ("ce_time", b"2026-11-23T10:00:00+00:00"),
+        ("ce_subject", b"123456"),
+    ]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(EnvelopeError, match="not JSON"):
+        parse_record("operator.events", b"123456", deep, headers)
+
+
+def test_dead_letter_error_text_carries_no_submitted_values() -> None:
+    with pytest.raises(ValidationError) as caught:
+        OperatorUpserted.model_validate({"ans_registry": "123456", "name": "Maria da Silva"})
+    text = describe_error(caught.value)
+    assert "Maria" not in text
+    assert "segment" in text  # but it still names the fields that failed
+    assert "[redacted]" in describe_error(RuntimeError("cpf 123.456.789-09 rejected"))

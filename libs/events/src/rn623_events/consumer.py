@@ -20,9 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rn623_events.clock import Clock
 from rn623_events.db import UnitOfWork, inbox_table
 from rn623_events.dlq import DeadLetterPublisher
-from rn623_events.envelope import Envelope, EnvelopeError, parse_record
-from rn623_events.registry import REGISTRY, Event, Registry, UnknownEventError
+from rn623_events.envelope import Envelope, parse_record
+from rn623_events.registry import REGISTRY, Event, Registry
 from rn623_events.settings import KafkaSettings
 from rn623_events.tracecontext import context_from_headers
 from rn623_events.worker import sleep_unless_stopped
@@ -79,6 +79,14 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, ConnectionError | OSError | TimeoutError)
+
+
+class _Stopped(Exception):
+    """The runner is stopping: leave the current record unprocessed and uncommitted."""
+
+
+def _ignore(record: ConsumerRecord[Any, Any]) -> None:
+    """Offset tracker that tracks nothing (replayed records)."""
 
 
 class _RunFailedAt(Exception):
@@ -151,10 +159,13 @@ class ConsumerRunner:
                 batches = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
                 )
-                for records in batches.values():
-                    await self.process_records(records)
-                    if self._stop.is_set():
-                        break
+                try:
+                    for records in batches.values():
+                        await self.process_records(records)
+                        if self._stop.is_set():
+                            break
+                except _Stopped:
+                    break  # the record being handled stays uncommitted and is redelivered
                 await self.commit()
                 self._update_lag(consumer)
         finally:
@@ -165,14 +176,28 @@ class ConsumerRunner:
                 self._consumer = None
 
     async def commit(self) -> None:
-        """Commit the offsets of everything processed so far."""
+        """Commit the offsets of everything processed so far.
+
+        A failed commit (the group rebalanced, the broker is unreachable) is not fatal:
+        the offsets are kept for the next commit, and whatever another member re-reads
+        meanwhile is dropped by the inbox.
+        """
         if self._consumer is None or not self._pending:
             return
         offsets, self._pending = self._pending, {}
         assigned = self._consumer.assignment()
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self._consumer.commit(offsets)
+        except (KafkaError, IllegalStateError) as exc:
+            for tp, offset in offsets.items():
+                self._pending.setdefault(tp, offset)
+            log.warning(
+                "offset commit failed; will retry",
+                extra={"consumer": self.name, "error_type": type(exc).__name__},
+            )
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
@@ -184,13 +209,19 @@ class ConsumerRunner:
 
     # ---- processing ------------------------------------------------------------------
 
-    async def process_records(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    async def process_records(
+        self, records: Sequence[ConsumerRecord[Any, Any]], *, track_offsets: bool = True
+    ) -> None:
         """Handle records of one partition in order, then mark their offsets for commit.
+
+        ``track_offsets=False`` is for records that did not come from this runner's
+        subscription (dead-letter replay): their offsets must not be committed.
 
         Consecutive events share one transaction, each handled in its own savepoint;
         at the first failure what came before it is committed and the failing event
         takes the per-event path (retries, then the dead-letter topic), so order holds.
         """
+        done = self._done if track_offsets else _ignore
         decoded = [(record, *self._decode(record)) for record in records]
         i = 0
         while i < len(decoded):
@@ -206,7 +237,7 @@ class ConsumerRunner:
                 if not await self._handle_batch(group):
                     for ev, env, rec in group:
                         await self._process_one(rec, env, ev, None)
-                self._done(records[j - 1])
+                done(records[j - 1])
                 i = j
                 continue
             if failure is None:
@@ -218,18 +249,18 @@ class ConsumerRunner:
                     j += 1
                 handled, handler_failed = await self._handle_run(decoded[i:j])
                 if handled:
-                    self._done(records[i + handled - 1])
+                    done(records[i + handled - 1])
                     i += handled
                 if i == j:
                     continue
                 # the event at i failed in the shared transaction: give it its own path
                 record, envelope, event, failure = decoded[i]
                 await self._process_one(record, envelope, event, None, int(handler_failed))
-                self._done(record)
+                done(record)
                 i += 1
                 continue
             await self._process_one(record, envelope, event, failure)
-            self._done(record)
+            done(record)
             i += 1
 
     async def _handle_run(
@@ -271,11 +302,14 @@ class ConsumerRunner:
                 if envelope.id not in fresh:
                     DUPLICATES.labels(self.name).inc()
                     continue
+                fresh.discard(envelope.id)  # a second copy later in the same run is a duplicate
                 uow.cause = envelope
                 try:
                     with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
                         await handler(event, envelope, uow)
                 except Exception as exc:
+                    if is_infrastructure_error(exc):
+                        raise  # not the event's fault: no attempt is counted
                     raise _RunFailedAt(index) from exc
                 counts[envelope.type] = counts.get(envelope.type, 0) + 1
             await uow.commit()
@@ -300,6 +334,10 @@ class ConsumerRunner:
         )
         return {row[0] for row in claimed}
 
+    async def replay(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Handle dead-lettered records again (see ``dlq.replay_dead_letters``)."""
+        await self.process_records(records, track_offsets=False)
+
     def _done(self, record: ConsumerRecord[Any, Any]) -> None:
         tp = TopicPartition(record.topic, record.partition)
         self._pending[tp] = self._positions[tp] = record.offset + 1
@@ -309,13 +347,13 @@ class ConsumerRunner:
     ) -> tuple[Envelope | None, Any, _Failure | None]:
         try:
             envelope = parse_record(record.topic, record.key, record.value, record.headers)
-        except EnvelopeError as exc:
+        except Exception as exc:  # EnvelopeError, or worse (RecursionError on deep JSON)
             return None, None, _Failure("unparseable", exc, 0)
         if envelope.type not in self.handlers and envelope.type not in self.batch_handlers:
             return envelope, None, None
         try:
             return envelope, envelope.decode(self.registry), None
-        except (ValidationError, UnknownEventError) as exc:
+        except Exception as exc:  # ValidationError, UnknownEventError, a validator's bug
             return envelope, None, _Failure("invalid_payload", exc, 0)
 
     async def _process_one(
@@ -358,8 +396,6 @@ class ConsumerRunner:
                     )
                     await self._pause(infra_backoff)
                     infra_backoff = min(infra_backoff * 2, self.config.infrastructure_backoff_max)
-                    if self._stop.is_set():
-                        raise
                     continue
                 attempt += 1
                 RETRIED.labels(self.name).inc()
@@ -416,7 +452,11 @@ class ConsumerRunner:
         try:
             async with UnitOfWork(self.sessions, source=self.source, clock=self.clock) as uow:
                 fresh = await self._claim(uow, [env for _, env, _ in group])
-                todo = [(ev, env) for ev, env, _ in group if env.id in fresh]
+                todo = []
+                for ev, env, _ in group:
+                    if env.id in fresh:
+                        fresh.discard(env.id)  # later copies in the same batch are duplicates
+                        todo.append((ev, env))
                 DUPLICATES.labels(self.name).inc(len(group) - len(todo))
                 if todo:
                     await handler(todo, uow)
@@ -455,8 +495,6 @@ class ConsumerRunner:
                 )
                 return
             except Exception as exc:
-                if self._stop.is_set():
-                    raise
                 log.warning(
                     "dead-letter publish failed; retrying",
                     extra={"consumer": self.name, "error_type": type(exc).__name__},
@@ -465,7 +503,11 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, self.config.infrastructure_backoff_max)
 
     async def _pause(self, seconds: float) -> None:
+        """Back off before the next attempt; raise ``_Stopped`` when shutting down, so a
+        record is never dead-lettered (nor committed) because retries were cut short."""
         await sleep_unless_stopped(self._stop, seconds)
+        if self._stop.is_set():
+            raise _Stopped
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -39,7 +39,13 @@ outbox_table = sa.Table(
     ),
     sa.Column("published_at", sa.DateTime(timezone=True)),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Index("ix_outbox_unpublished", "id", postgresql_where=sa.text("published_at IS NULL")),
+    # set when the producer refused the event outright (too large…): kept for inspection
+    sa.Column("parked_at", sa.DateTime(timezone=True)),
+    sa.Index(
+        "ix_outbox_unpublished",
+        "id",
+        postgresql_where=sa.text("published_at IS NULL AND parked_at IS NULL"),
+    ),
     sa.Index("ix_outbox_published_at", "published_at"),
 )
 
@@ -58,8 +64,14 @@ inbox_table = sa.Table(
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
     """Create the service's async engine (asyncpg) with sane pool settings."""
+    # hide_parameters: database errors must not quote row values (personal data)
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        **kwargs,
     )
 
 

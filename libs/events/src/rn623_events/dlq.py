@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
 
 from rn623_events.kafka import start_producer
+from rn623_events.logs import redact_text
 from rn623_events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 DLQ_PREFIX = "dlq_"
 MAX_ERROR_CHARS = 500
+
+
+def describe_error(error: BaseException) -> str:
+    """The error's text without the data it may quote (names, CPFs, free text)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+    return redact_text(str(error))
 
 
 def dlq_headers(
@@ -31,7 +46,7 @@ def dlq_headers(
     extra = {
         "dlq_reason": reason,
         "dlq_error_type": type(error).__name__,
-        "dlq_error": str(error)[:MAX_ERROR_CHARS],
+        "dlq_error": describe_error(error)[:MAX_ERROR_CHARS],
         "dlq_consumer": consumer,
         "dlq_original_topic": record.topic,
         "dlq_original_partition": str(record.partition),
@@ -121,6 +136,9 @@ async def replay_dead_letters(
 ) -> int:
     """Feed the dead letters of ``consumer`` back to ``process`` once; return how many.
 
+    ``process`` is normally ``ConsumerRunner.replay``, which handles the records through
+    the runner's usual path without touching its own committed offsets.
+
     Reads the topic up to the end offsets seen at the start (records dead-lettered
     again during the replay wait for the next replay) under the group
     ``<consumer>.dlq-replay``, committing as it goes.
@@ -161,6 +179,11 @@ async def replay_dead_letters(
                 await reader.commit({tp: min(last, end[tp])})
                 if last >= end[tp]:
                     remaining.discard(tp)
+        if remaining:
+            log.warning(
+                "dead-letter replay stopped at its time limit; run it again for the rest",
+                extra={"consumer": consumer, "replayed": replayed},
+            )
     finally:
         await reader.stop()
     return replayed

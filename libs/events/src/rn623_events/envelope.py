@@ -156,7 +156,7 @@ def parse_record(
         raise EnvelopeError("empty body")
     try:
         data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EnvelopeError(f"body is not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise EnvelopeError("body is not a JSON object")

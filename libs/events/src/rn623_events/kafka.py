@@ -6,7 +6,11 @@ import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    UnknownError,
+    UnsupportedVersionError,
+)
 
 from rn623_events.settings import KafkaSettings
 
@@ -32,7 +36,8 @@ async def start_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaP
         try:
             await producer.start()
             return producer
-        except KafkaError as exc:
+        except (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError) as exc:
+            # the broker answered and refused producer ids; connection errors propagate
             await producer.stop()
             if settings.idempotence == "on":
                 raise

@@ -13,11 +13,16 @@ import json
 import logging
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -32,6 +37,9 @@ PUBLISHED = Counter("outbox_published_total", "Outbox events published", ["servi
 PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Outbox batches that failed to publish", ["service"]
 )
+PARKED = Counter(
+    "outbox_parked_total", "Outbox events the producer refused and that were set aside", ["service"]
+)
 DEPTH = Gauge("outbox_depth", "Outbox events not yet published", ["service"])
 OLDEST_AGE = Gauge(
     "outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished event", ["service"]
@@ -39,6 +47,20 @@ OLDEST_AGE = Gauge(
 BATCH_SECONDS = Histogram(
     "outbox_publish_batch_seconds", "Time to publish one outbox batch", ["service"]
 )
+
+
+# Errors with which the producer refuses a record outright (it could never be sent):
+# such a row is parked, not retried forever in front of the rows after it.
+REJECTED_BY_PRODUCER = (MessageSizeTooLargeError, InvalidTopicError, TopicAuthorizationFailedError)
+
+
+@dataclass
+class _Outcome:
+    """What happened to one batch."""
+
+    sent: set[int] = field(default_factory=set)
+    rejected: dict[int, str] = field(default_factory=dict)
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -113,12 +135,16 @@ class OutboxRelay:
                 await conn.execute(
                     sa.select(
                         outbox_table.c.id,
+                        outbox_table.c.event_id,
+                        outbox_table.c.event_type,
                         outbox_table.c.topic,
                         outbox_table.c.key,
                         outbox_table.c.headers,
                         outbox_table.c.payload,
                     )
-                    .where(outbox_table.c.published_at.is_(None))
+                    .where(
+                        outbox_table.c.published_at.is_(None), outbox_table.c.parked_at.is_(None)
+                    )
                     .order_by(outbox_table.c.id)
                     .limit(self.config.batch_size)
                 )
@@ -126,40 +152,71 @@ class OutboxRelay:
             if not rows:
                 return 0
             with BATCH_SECONDS.labels(self.service).time():
-                sent_ids = await self._send(rows)
-            await self._mark(conn, sent_ids, [r.id for r in rows if r.id not in sent_ids])
-        PUBLISHED.labels(self.service).inc(len(sent_ids))
-        if len(sent_ids) < len(rows):
-            raise RuntimeError(f"{len(rows) - len(sent_ids)} events not acknowledged")
-        return len(sent_ids)
+                outcome = await self._send(rows)
+            await self._mark(conn, rows, outcome)
+        PUBLISHED.labels(self.service).inc(len(outcome.sent))
+        if outcome.error is not None:
+            raise outcome.error
+        return len(outcome.sent) + len(outcome.rejected)
 
-    async def _send(self, rows: Sequence[Any]) -> set[int]:
+    async def _send(self, rows: Sequence[Any]) -> _Outcome:
+        """Hand the rows to the producer and wait for the broker's acknowledgements."""
         producer = await self._ensure_producer()
-        futures = []
+        outcome = _Outcome()
+        pending: dict[asyncio.Future[Any], int] = {}
         for row in rows:
             headers = [(k, str(v).encode()) for k, v in row.headers.items()]
             value = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
-            futures.append(
-                await producer.send(row.topic, value=value, key=row.key.encode(), headers=headers)
-            )
-        done, _ = await asyncio.wait(futures, timeout=self.config.publish_timeout)
-        sent: set[int] = set()
-        for row, fut in zip(rows, futures, strict=True):
-            if fut in done and fut.exception() is None:
-                sent.add(row.id)
-        return sent
+            try:
+                future = await producer.send(
+                    row.topic, value=value, key=row.key.encode(), headers=headers
+                )
+            except REJECTED_BY_PRODUCER as exc:
+                outcome.rejected[row.id] = type(exc).__name__
+                log.error(
+                    "outbox event refused by the producer; parked",
+                    extra={
+                        "service": self.service,
+                        "event_id": str(row.event_id),
+                        "event_type": row.event_type,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                continue
+            except Exception as exc:  # broker unreachable: stop here, keep the order
+                outcome.error = exc
+                break
+            pending[future] = row.id
+        if pending:
+            done, _ = await asyncio.wait(pending, timeout=self.config.publish_timeout)
+            for future, row_id in pending.items():
+                if future in done and future.exception() is None:
+                    outcome.sent.add(row_id)
+        unacknowledged = len(rows) - len(outcome.sent) - len(outcome.rejected)
+        if unacknowledged and outcome.error is None:
+            outcome.error = RuntimeError(f"{unacknowledged} events not acknowledged")
+        return outcome
 
-    async def _mark(self, conn: AsyncConnection, sent: set[int], failed: list[int]) -> None:
-        if sent:
+    async def _mark(self, conn: AsyncConnection, rows: Sequence[Any], outcome: _Outcome) -> None:
+        """Record what the broker acknowledged, what was refused and what must be retried."""
+        if outcome.sent:
             await conn.execute(
                 sa.update(outbox_table)
-                .where(outbox_table.c.id.in_(sent))
+                .where(outbox_table.c.id.in_(outcome.sent))
                 .values(published_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
             )
-        if failed:
+        if outcome.rejected:
             await conn.execute(
                 sa.update(outbox_table)
-                .where(outbox_table.c.id.in_(failed))
+                .where(outbox_table.c.id.in_(list(outcome.rejected)))
+                .values(parked_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
+            )
+            PARKED.labels(self.service).inc(len(outcome.rejected))
+        retry = [r.id for r in rows if r.id not in outcome.sent and r.id not in outcome.rejected]
+        if retry:
+            await conn.execute(
+                sa.update(outbox_table)
+                .where(outbox_table.c.id.in_(retry))
                 .values(attempts=outbox_table.c.attempts + 1)
             )
 
@@ -173,7 +230,9 @@ class OutboxRelay:
                         sa.func.extract(
                             "epoch", sa.func.now() - sa.func.min(outbox_table.c.created_at)
                         ),
-                    ).where(outbox_table.c.published_at.is_(None))
+                    ).where(
+                        outbox_table.c.published_at.is_(None), outbox_table.c.parked_at.is_(None)
+                    )
                 )
             ).one()
         DEPTH.labels(self.service).set(row[0])

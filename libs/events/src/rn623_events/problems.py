@@ -86,7 +86,8 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """Turn pydantic errors into ``{field, message, type}`` items, never echoing the input."""
     items = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error.get("loc", ()))
+        # a path can hold a client-chosen key (a dict keyed by CPF): redact it too
+        field = redact_text(".".join(str(part) for part in error.get("loc", ())))
         message = str(error.get("msg", "invalid value"))
         rejected = error.get("input")
         if isinstance(rejected, str) and len(rejected) >= 2:
@@ -121,7 +122,9 @@ async def _http_exception_handler(request: Request, exc: Exception) -> ProblemRe
         title = HTTPStatus(exc.status_code).phrase
     except ValueError:
         title = "Error"
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    detail = (
+        redact_text(exc.detail) if isinstance(exc.detail, str) and exc.detail != title else None
+    )
     problem = ProblemError(exc.status_code, title, detail, headers=exc.headers)
     return problem.to_response()
 

@@ -1,0 +1,58 @@
+"""Offset commits that fail (rebalance, broker away) are kept, never fatal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+
+from rn623_events.clock import SystemClock
+from rn623_events.consumer import ConsumerRunner
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.settings import KafkaSettings
+
+pytestmark = pytest.mark.unit
+
+
+class RebalancingConsumer:
+    """Stands in for aiokafka's consumer at the moment the group rebalances."""
+
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.fail = True
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.fail:
+            raise CommitFailedError("group rebalanced")
+        self.commits.append(offsets)
+
+
+async def test_a_failed_commit_is_retried_with_the_same_offsets() -> None:
+    kafka = KafkaSettings()
+    runner = ConsumerRunner(
+        name="c",
+        topics=["t"],
+        sessions=None,  # type: ignore[arg-type]
+        kafka=kafka,
+        clock=SystemClock(),
+        source="test",
+        dead_letters=DeadLetterPublisher(kafka, "t.dlq"),
+    )
+    tp, gone = TopicPartition("t", 0), TopicPartition("t", 1)
+    fake: Any = RebalancingConsumer({tp})
+    runner._consumer = fake
+    runner._pending = {tp: 10, gone: 4}
+
+    await runner.commit()  # fails: must not raise
+    assert fake.commits == []
+    fake.fail = False
+    await runner.commit()
+    assert fake.commits == [{tp: 10}]  # kept and retried; the revoked partition's dropped
+    await runner.commit()
+    assert fake.commits == [{tp: 10}]  # nothing new, nothing committed again
