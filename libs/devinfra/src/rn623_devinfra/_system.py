@@ -69,12 +69,3 @@ def _add_bits(path: Path, bits: int) -> None:
     mode = path.stat().st_mode
     if mode & bits != bits:
         path.chmod(mode | bits)
-
-
-def tail(path: Path, lines: int) -> str:
-    """Return the last ``lines`` lines of a text file (empty when it cannot be read)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import IO
 
-from rn623_devinfra import _system
+from rn623_devinfra.files import tail
 from rn623_devinfra.ports import LOCALHOST, port_is_open, wait_for_port
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class TansuBroker:
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the last ``lines`` lines of the broker log."""
-        return _system.tail(self.log_path, lines)
+        return tail(self.log_path, lines)
 
     def _wait_ready(self) -> None:
         """Wait for the listener; fail early with the log tail if the process exits."""

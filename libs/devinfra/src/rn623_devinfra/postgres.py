@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from rn623_devinfra import _system
+from rn623_devinfra.files import tail
 from rn623_devinfra.ports import LOCALHOST, port_is_open
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class EmbeddedPostgres:
 
     def log_tail(self, lines: int = 40) -> str:
         """Return the last ``lines`` lines of the server log (empty when there is none)."""
-        return _system.tail(self.log_path, lines)
+        return tail(self.log_path, lines)
 
     # -- internals --------------------------------------------------------------------------
 

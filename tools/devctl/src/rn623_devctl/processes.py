@@ -13,15 +13,6 @@ from pathlib import Path
 from typing import IO
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    """The last ``lines`` lines of a text file (empty when it does not exist)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 class ManagedProcess:
     """A subprocess whose output goes to ``log_path`` and which is stopped as a process group."""
 

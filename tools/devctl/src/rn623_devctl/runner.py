@@ -19,11 +19,12 @@ from rn623_devctl.infra import Infra, StartupError
 from rn623_devctl.jwt_secret import load_or_create_secret
 from rn623_devctl.lock import StateLocked, state_lock
 from rn623_devctl.paths import logs_dir
-from rn623_devctl.processes import ManagedProcess, stop_processes, tail
+from rn623_devctl.processes import ManagedProcess, stop_processes
 from rn623_devctl.services import ServiceConfigError, ServiceSpec, discover_services
 from rn623_devctl.signals import StopRequested, shielded, stop_on_signals
 from rn623_devctl.topics import ensure_platform_topics
 from rn623_devinfra.databases import create_database, redact_url, with_database
+from rn623_devinfra.files import tail
 from rn623_devinfra.ports import LOCALHOST, port_is_open
 
 MIGRATION_TIMEOUT = 300.0
@@ -123,7 +124,7 @@ def _start(platform: Platform) -> None:
     if not specs:
         warn(f"no services found in {options.services_dir}: running the infrastructure only")
     for spec in specs:
-        platform.services.append(_start_service(platform, spec))
+        _start_service(platform, spec)
     _wait_until_ready(platform)
 
 
@@ -183,6 +184,8 @@ def _start_service(platform: Platform, spec: ServiceSpec) -> RunningService:
         log_path=logs / f"{spec.name}-worker.log",
     )
     running = RunningService(spec, database_url, api, worker)
+    # registered before starting, so an interrupt in between still stops both processes
+    platform.services.append(running)
     with step(f"{spec.name}: starting api on {running.url} and worker"):
         for proc in (api, worker):
             proc.start()
