@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 
 from events_backbone import Backbone, effects, record_effect
 from rn623_events.consumer import inbox_count
@@ -71,6 +72,16 @@ async def test_outbox_to_consumer_gives_exactly_one_effect_under_redelivery(
     assert len(rows) == 300
     assert len({r.event_id for r in rows}) == 300
     assert await inbox_count(backbone.sessions, "c-exactly-once") == 300
+    labels = {"consumer": "c-exactly-once"}
+    assert (
+        REGISTRY.get_sample_value(
+            "consumer_processed_total", {**labels, "event_type": "test.happened"}
+        )
+        == 300
+    )
+    duplicates = REGISTRY.get_sample_value("consumer_duplicates_total", labels)
+    assert duplicates is not None
+    assert duplicates >= 300
 
 
 async def test_rolled_back_unit_of_work_publishes_nothing(backbone: Backbone) -> None:
@@ -356,3 +367,47 @@ async def test_an_event_the_producer_refuses_is_parked_and_the_rest_flow(
         )
     assert parked == ["2"]
     assert await backbone.unpublished() == 1  # parked rows stay for inspection, not in flight
+
+
+async def test_outbox_depth_and_age_metrics(backbone: Backbone) -> None:
+    relay = backbone.relay()
+    await backbone.write([("m", n) for n in range(1, 4)])
+    await asyncio.sleep(0.2)
+    await relay.refresh_stats()
+    assert REGISTRY.get_sample_value("outbox_depth", {"service": "test-svc"}) == 3
+    age = REGISTRY.get_sample_value(
+        "outbox_oldest_unpublished_age_seconds", {"service": "test-svc"}
+    )
+    assert age is not None
+    assert age >= 0.2
+    assert await relay.publish_batch() == 3
+    await relay.refresh_stats()
+    assert REGISTRY.get_sample_value("outbox_depth", {"service": "test-svc"}) == 0
+    assert (
+        REGISTRY.get_sample_value("outbox_oldest_unpublished_age_seconds", {"service": "test-svc"})
+        == 0
+    )
+    await relay._drop_producer()
+
+
+async def test_two_members_of_a_group_share_the_work_and_survive_a_rebalance(
+    backbone: Backbone,
+) -> None:
+    backbone.start(backbone.relay().run)
+    first_stop = asyncio.Event()
+    first = backbone.consumer("c-group")
+    first_task = asyncio.create_task(first.run(first_stop))
+    backbone.start(backbone.consumer("c-group").run)
+    await backbone.write(keyed_events(150, keys=30))
+    await backbone.wait_for_effects(40)
+    first_stop.set()  # one member leaves mid-stream: its partitions move to the other
+    await asyncio.wait_for(first_task, 15)
+    await backbone.write(keyed_events(150, keys=30))
+    rows = await backbone.wait_for_effects(300, max_seconds=90)
+    assert len(rows) == 300
+    assert len({r.event_id for r in rows}) == 300
+    processed = REGISTRY.get_sample_value(
+        "consumer_processed_total", {"consumer": "c-group", "event_type": "test.happened"}
+    )
+    assert processed is not None
+    assert processed >= 300
