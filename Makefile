@@ -33,7 +33,7 @@ test-unit: install ## Only the fast unit tests
 lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/events/src libs/devinfra/src tools/devctl/src bench $(wildcard services/*/src)
+	$(RUN) mypy libs/events/src libs/devinfra/src libs/rulebook/src tools/devctl/src bench $(wildcard services/*/src)
 
 bench: install ## Measure the platform; prints a table and writes bench/results.json
 	$(RUN) python bench/backbone.py $(BENCH_ARGS)
