@@ -44,7 +44,7 @@ from rn623_events.consumer import ConsumerConfig, ConsumerRunner
 from rn623_events.db import EVENTS_METADATA, UnitOfWork, create_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
-from rn623_events.outbox import OutboxRelay
+from rn623_events.outbox import OutboxRelay, RelayConfig
 from rn623_events.registry import Event, Registry, contract
 from rn623_events.settings import KafkaSettings
 
@@ -309,8 +309,87 @@ async def measure(database_url: str, bootstrap: str, n: int) -> dict[str, Any]:
         figures[f"ratio_consumer_{mode}_to_raw_consume_and_write"] = (
             rate / figures["raw_consume_and_write_per_s"]
         )
+    for listen in (True, False):
+        figures[f"latency_{'listen' if listen else 'poll'}"] = await end_to_end_latency(
+            engine, sessions, kafka, registry, model, topic, dlq, listen=listen
+        )
     await engine.dispose()
     return figures
+
+
+async def end_to_end_latency(
+    engine: Any,
+    sessions: Any,
+    kafka: KafkaSettings,
+    registry: Registry,
+    model: type[Event],
+    topic: str,
+    dlq: str,
+    *,
+    listen: bool,
+    events: int = 200,
+    rate: float = 50.0,
+) -> dict[str, float]:
+    """Commit → relay → broker → consumer effect, at a steady trickle; percentiles in ms."""
+    clock = SystemClock()
+    seen: dict[int, float] = {}
+
+    async def stamp(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        seen[getattr(event, "seq", -1)] = time.perf_counter()
+
+    stop = asyncio.Event()
+    relay = OutboxRelay(engine, kafka, service="bench", config=RelayConfig(listen=listen))
+    dead_letters = DeadLetterPublisher(kafka, dlq)
+    runner = ConsumerRunner(
+        name=f"bench-latency-{'listen' if listen else 'poll'}",
+        topics=[topic],
+        sessions=sessions,
+        kafka=kafka,
+        clock=clock,
+        source="bench",
+        dead_letters=dead_letters,
+        handlers={"bench.opened": stamp},
+        registry=registry,
+        config=ConsumerConfig(
+            poll_timeout_ms=100, session_timeout_ms=2000, heartbeat_interval_ms=500
+        ),
+    )
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
+    base = 10_000_000 * (2 if listen else 1)
+    while base not in seen:  # warm up until the consumer has joined and receives
+        async with UnitOfWork(sessions, source="bench", clock=clock) as uow:
+            uow.publish(make_event(model, base))
+            await uow.commit()
+        await asyncio.sleep(0.5)
+    committed: dict[int, float] = {}
+    for i in range(1, events + 1):
+        async with UnitOfWork(sessions, source="bench", clock=clock) as uow:
+            uow.publish(make_event(model, base + i))
+            await uow.commit()
+        committed[base + i] = time.perf_counter()
+        await asyncio.sleep(1 / rate)
+    for _ in range(600):  # up to 30 s for the last ones to arrive
+        if all(k in seen for k in committed):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*tasks)
+    await dead_letters.close()
+    latencies = sorted((seen[k] - t) * 1000 for k, t in committed.items() if k in seen)
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "delivered": len(latencies),
+    }
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[rank]
 
 
 def machine_info() -> dict[str, Any]:
@@ -366,6 +445,19 @@ def report(figures: dict[str, Any]) -> None:
             f"{figures[ratio_db]:.2f}" if ratio_db else "",
         )
     console.print(table)
+    latency = Table(title="End to end: commit → relay → broker → consumer effect (50 events/s)")
+    for column in ("relay wake-up", "p50 ms", "p95 ms", "p99 ms", "delivered"):
+        latency.add_column(column, justify="right")
+    for key, label in (("latency_listen", "LISTEN/NOTIFY"), ("latency_poll", "50 ms poll")):
+        f = figures[key]
+        latency.add_row(
+            label,
+            f"{f['p50_ms']:.1f}",
+            f"{f['p95_ms']:.1f}",
+            f"{f['p99_ms']:.1f}",
+            str(f["delivered"]),
+        )
+    console.print(latency)
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
@@ -400,9 +492,9 @@ async def main(argv: Sequence[str] | None = None) -> None:
     report(figures)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine_info()
-    results["backbone"] = {
-        k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()
-    }
+    results["backbone"] = json.loads(
+        json.dumps(figures), parse_float=lambda text: round(float(text), 3)
+    )
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {RESULTS.relative_to(ROOT)}")
 

@@ -70,6 +70,10 @@ class ConsumerConfig:
     # A group join waits about half the session timeout; tests shorten both.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # How long the broker may hold a fetch while no record arrives. Apache Kafka answers
+    # as soon as a record is there, so this costs no latency there; some brokers (Tansu)
+    # hold the fetch for the whole wait, so keep it short.
+    fetch_max_wait_ms: int = 100
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -149,6 +153,7 @@ class ConsumerRunner:
             auto_offset_reset=self.config.auto_offset_reset,
             session_timeout_ms=self.config.session_timeout_ms,
             heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
             **self.kafka.client_kwargs(),
         )
         self._consumer = consumer

@@ -20,6 +20,10 @@ from rn623_events.envelope import Envelope, make_envelope
 from rn623_events.registry import Event
 from rn623_events.tracecontext import current_trace_headers
 
+# Committing events notifies this channel so the relay wakes at once instead of polling;
+# NOTIFY is per database, and every service has its own.
+OUTBOX_CHANNEL = "rn623_outbox"
+
 # Services add this metadata to Alembic's target_metadata (a list) so that their
 # migrations create the outbox and inbox tables next to their own.
 EVENTS_METADATA = sa.MetaData()
@@ -166,4 +170,5 @@ class UnitOfWork:
             await self.session.execute(
                 sa.insert(outbox_table), [outbox_row(e) for e in self.published]
             )
+            await self.session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
         await self.session.commit()

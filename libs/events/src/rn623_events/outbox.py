@@ -9,6 +9,7 @@ retries; nothing is marked published until the broker has acknowledged it (acks=
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import zlib
@@ -26,7 +27,7 @@ from aiokafka.errors import (
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rn623_events.db import outbox_table
+from rn623_events.db import OUTBOX_CHANNEL, outbox_table
 from rn623_events.kafka import start_producer
 from rn623_events.settings import KafkaSettings
 from rn623_events.worker import sleep_unless_stopped
@@ -68,7 +69,10 @@ class RelayConfig:
     """Tuning of the relay."""
 
     batch_size: int = 500
+    # Woken by NOTIFY at each commit; the poll is the fallback (e.g. a lost listener).
+    listen: bool = True
     poll_interval: float = 0.05
+    listen_poll_interval: float = 1.0
     publish_timeout: float = 15.0
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
@@ -101,9 +105,14 @@ class OutboxRelay:
         backoff = self.config.backoff_initial
         last_stats = 0.0
         loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        listener: AsyncConnection | None = None
         try:
             while not stop.is_set():
                 try:
+                    if self.config.listen and (listener is None or listener.closed):
+                        listener = await self._listen(wake)
+                    wake.clear()  # a commit during the batch sets it again
                     published = await self.publish_batch()
                     backoff = self.config.backoff_initial
                     if loop.time() - last_stats >= self.config.stats_interval:
@@ -117,13 +126,45 @@ class OutboxRelay:
                         extra={"error_type": type(exc).__name__, "retry_in_s": round(backoff, 2)},
                     )
                     await self._drop_producer()
+                    await _close_quietly(listener)
+                    listener = None
                     await sleep_unless_stopped(stop, backoff)
                     backoff = min(backoff * 2, self.config.backoff_max)
                     continue
                 if published < self.config.batch_size:
-                    await sleep_unless_stopped(stop, self.config.poll_interval)
+                    await self._idle(stop, wake, listening=listener is not None)
         finally:
             await self._drop_producer()
+            await _close_quietly(listener)
+
+    async def _listen(self, wake: asyncio.Event) -> AsyncConnection:
+        """Open a connection that LISTENs on the outbox channel and sets ``wake``."""
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.add_listener(  # type: ignore[union-attr]
+                OUTBOX_CHANNEL, lambda *_: wake.set()
+            )
+        except Exception:
+            await conn.close()
+            raise
+        return conn
+
+    async def _idle(self, stop: asyncio.Event, wake: asyncio.Event, *, listening: bool) -> None:
+        """Wait for a commit notification, the fallback poll, or ``stop``."""
+        if not listening:
+            await sleep_unless_stopped(stop, self.config.poll_interval)
+            return
+        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(
+                waiters,
+                timeout=self.config.listen_poll_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished rows; return how many were published."""
@@ -263,3 +304,10 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), timeout=5)
             except Exception:
                 log.debug("producer did not stop cleanly")
+
+
+async def _close_quietly(conn: AsyncConnection | None) -> None:
+    """Close a connection that may already be broken."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.close()
