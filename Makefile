@@ -35,8 +35,9 @@ lint: install ## ruff and mypy
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs/events/src libs/devinfra/src libs/rulebook/src tools/devctl/src bench $(wildcard services/*/src)
 
-bench: install ## Measure the platform; prints a table and writes bench/results.json
+bench: install ## Measure the platform; prints tables and writes bench/results.json
 	$(RUN) python bench/backbone.py $(BENCH_ARGS)
+	$(RUN) python bench/rulebook.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .
