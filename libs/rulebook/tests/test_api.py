@@ -136,3 +136,13 @@ def test_a_deadline_is_never_before_its_demand(demand_type: DemandType, minutes:
         local = deadline.due_at.astimezone(SAO_PAULO.tz)
         assert SAO_PAULO.is_business_day(local.date())
         assert (local.hour, local.minute, local.second) == (23, 59, 59)
+
+
+def test_hour_deadlines_are_elapsed_time_across_a_dst_change() -> None:
+    # 16 Feb 2019 23:30 -02:00 in São Paulo: DST ended at midnight, the hour repeats
+    registered = datetime(2019, 2, 16, 23, 30, tzinfo=SP_TZ)
+    urgent = deadline_for("urgent_emergency", None, registered, SAO_PAULO)
+    assert urgent.due_at.astimezone(UTC) - registered.astimezone(UTC) == timedelta(hours=1)
+    new_york = datetime(2025, 11, 1, 12, tzinfo=ZoneInfo("America/New_York"))
+    access = deadline_for("records_access", None, new_york, SAO_PAULO)
+    assert access.due_at.astimezone(UTC) - new_york.astimezone(UTC) == timedelta(hours=72)

@@ -113,6 +113,7 @@ def test_state_corrections() -> None:
     assert {(c.uf, c.month, c.day) for c in data.state_corrections} == {
         ("AP", 7, 25),
         ("CE", 8, 15),
+        ("GO", 10, 24),
     }
     ap = calendar_for(CalendarSpec(uf="AP"))
     assert ap.holiday_name(date(2018, 7, 25)) == "São Tiago"
@@ -243,3 +244,16 @@ def test_invalid_data_is_refused(mutate: object, message: str) -> None:
 
 def test_the_packaged_file_round_trips() -> None:
     assert load_municipal_data(yaml.safe_dump(_raw(), allow_unicode=True)) == municipal_data()
+
+
+def test_24_october_is_a_holiday_of_goiania_only() -> None:
+    from datetime import date
+
+    from rn623_rulebook.calendars import CalendarSpec, calendar_for
+
+    goiania = calendar_for(CalendarSpec(uf="GO", municipality_ibge="5208707"))
+    aparecida = calendar_for(CalendarSpec(uf="GO", municipality_ibge="5201405"))
+    assert not goiania.is_business_day(date(2025, 10, 24))
+    assert aparecida.is_business_day(date(2025, 10, 24))
+    assert aparecida.add_business_days(date(2025, 10, 23), 1) == date(2025, 10, 24)
+    assert goiania.add_business_days(date(2025, 10, 23), 1) == date(2025, 10, 27)

@@ -232,3 +232,15 @@ def test_purge_needs_aware_times() -> None:
 def test_rule_in_force_from_rn623() -> None:
     rule = load_ruleset().retention_rule("complaint_linked", date(2025, 7, 1))
     assert (rule.amount, rule.unit.value, rule.starts_at.value) == (5, "years", "complaint_closed")
+
+
+def test_day_periods_are_elapsed_time_across_a_dst_change() -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from rn623_rulebook.retention import add_period
+
+    # DST began in São Paulo on 4 Nov 2018: 90 days must still be 90 x 24 hours
+    contact = datetime(2018, 11, 1, 10, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    until = add_period(contact, 90, "days")
+    assert until.astimezone(UTC) - contact.astimezone(UTC) == timedelta(days=90)

@@ -103,6 +103,8 @@ def _applicable_rules(
 ) -> list[DeadlineRule]:
     entry = _RULES_CACHE.get(id(rules_set))
     if entry is None or entry[0] is not rules_set:
+        if len(_RULES_CACHE) >= 16:  # rule sets built on the fly must not accumulate
+            _RULES_CACHE.clear()
         entry = _RULES_CACHE[id(rules_set)] = (rules_set, {})
     memo = entry[1]
     key = (demand_type, category, on, overrides)
@@ -118,4 +120,5 @@ def _applicable_rules(
 def _due(rule: DeadlineRule, registered_at: datetime, calendar: BusinessCalendar) -> datetime:
     if rule.unit is DeadlineUnit.BUSINESS_DAYS:
         return calendar.due_at(registered_at, rule.amount)
-    return (registered_at + timedelta(hours=rule.amount)).astimezone(calendar.tz)
+    # elapsed hours: adding to a local time in a DST zone would add wall-clock hours
+    return (registered_at.astimezone(UTC) + timedelta(hours=rule.amount)).astimezone(calendar.tz)

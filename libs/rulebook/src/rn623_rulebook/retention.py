@@ -11,7 +11,7 @@ has not happened yet, so the record must be kept.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from rn623_rulebook.rules import (
@@ -54,7 +54,8 @@ def add_period(moment: datetime, amount: int, unit: PeriodUnit | str) -> datetim
     """``moment`` plus a retention period in calendar years or days."""
     if PeriodUnit(unit) is PeriodUnit.YEARS:
         return add_years(moment, amount)
-    return moment + timedelta(days=amount)
+    # elapsed time, not wall-clock time: a DST change inside the period must not shorten it
+    return (moment.astimezone(UTC) + timedelta(days=amount)).astimezone(moment.tzinfo)
 
 
 def _rule_for(ruleset: RuleSet, record_class: RecordClass, on: date) -> RetentionRule:
