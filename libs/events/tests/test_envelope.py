@@ -72,7 +72,7 @@ def test_round_trip_through_kafka_record() -> None:
     names = dict(headers)
     assert names["ce_type"] == b"operator.upserted"
     assert names["ce_schemaversion"] == b"1"
-    assert names["ce_dataschema"] == b"urn:rn623:events:operator.upserted:v1"
+    assert names["ce_dataschema"] == b"urn:rn623:events:operator.events:operator.upserted:v1"
     assert names["content-type"] == b"application/json"
     assert "baggage" not in names
 

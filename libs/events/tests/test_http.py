@@ -46,7 +46,8 @@ def _settings(**auth: object) -> ServiceSettings:
     )
 
 
-def _token(scopes: tuple[str, ...] = ("protocols:read",), now: datetime = START) -> str:
+def _token(scopes: tuple[str, ...] = ("protocols:read",), now: datetime | None = None) -> str:
+    """A token minted now (real time: token lifetimes are checked on the wall clock)."""
     return mint_token(
         SECRET,
         subject="tester",
@@ -55,7 +56,7 @@ def _token(scopes: tuple[str, ...] = ("protocols:read",), now: datetime = START)
         ttl=timedelta(minutes=5),
         issuer="rn623-test",
         audience="rn623",
-        now=now,
+        now=now or datetime.now(UTC),
     )
 
 
@@ -215,15 +216,19 @@ async def test_metrics_use_the_route_template() -> None:
 # --- auth wiring, state, OpenAPI -------------------------------------------------------------
 
 
-async def test_protected_route_uses_the_app_clock() -> None:
-    clock = ManualClock(START)
+async def test_business_clock_is_the_apps_but_token_lifetimes_use_the_real_clock() -> None:
+    clock = ManualClock(START)  # business time months away from the real one
     app = _app(clock=clock)
     assert app.state.clock is clock
-    auth = {"Authorization": f"Bearer {_token()}"}
     async with _client(app) as http:
-        assert (await http.get(f"/v1/protocols/{PROTOCOL}", headers=auth)).status_code == 200
-        clock.advance(timedelta(hours=1))
-        expired = await http.get(f"/v1/protocols/{PROTOCOL}", headers=auth)
+        fresh = {"Authorization": f"Bearer {_token()}"}
+        assert (await http.get(f"/v1/protocols/{PROTOCOL}", headers=fresh)).status_code == 200
+        clock.advance(timedelta(days=30))  # moving business time does not expire tokens
+        assert (await http.get(f"/v1/protocols/{PROTOCOL}", headers=fresh)).status_code == 200
+        stale = _token(now=datetime.now(UTC) - timedelta(hours=1))
+        expired = await http.get(
+            f"/v1/protocols/{PROTOCOL}", headers={"Authorization": f"Bearer {stale}"}
+        )
     assert expired.status_code == 401
     assert expired.headers["content-type"] == "application/problem+json"
     assert expired.json()["reason"] == "expired"

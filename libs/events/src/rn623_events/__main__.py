@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schemas":
         args.output.mkdir(parents=True, exist_ok=True)
         for info in REGISTRY:
-            (args.output / snapshot_filename(info)).write_text(render_schema(info), "utf-8")
+            path = args.output / snapshot_filename(info)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render_schema(info), "utf-8")
         sys.stdout.write(f"{len(REGISTRY)} schemas written to {args.output}\n")
         return 0
     try:

@@ -41,7 +41,7 @@ class Envelope:
     @property
     def dataschema(self) -> str:
         """The CloudEvents ``dataschema`` URI of this event's contract."""
-        return schema_uri(self.type, self.version)
+        return schema_uri(self.type, self.version, topic=self.topic)
 
     @property
     def key(self) -> bytes:
@@ -72,8 +72,14 @@ class Envelope:
         return [(k, v.encode()) for k, v in items]
 
     def decode(self, registry: Registry | None = None) -> Event:
-        """Validate the payload against its registered contract and return the model."""
-        info = (registry if registry is not None else REGISTRY).get(self.type, self.version)
+        """Validate the payload against its contract (by topic, type, version); return the model.
+
+        The topic is part of the lookup: the same type name may mean different payloads
+        on different topics (e.g. ``demand.answered`` on ``protocol.events`` and on
+        ``contact-center.inbound``).
+        """
+        registry = registry if registry is not None else REGISTRY
+        info = registry.get(self.type, self.version, topic=self.topic)
         return info.model.model_validate(self.data)
 
     def caused(self, event: Event, *, source: str, time: datetime) -> Envelope:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.types import Lifespan
 
 from rn623_events.auth import TokenVerifier
-from rn623_events.clock import Clock
+from rn623_events.clock import Clock, SystemClock
 from rn623_events.health import Check, health_router
 from rn623_events.logs import configure_logging
 from rn623_events.metrics import MetricsMiddleware, metrics_app
@@ -58,7 +58,9 @@ def create_service_app(
     )
     app.state.settings = settings
     app.state.clock = clock or settings.make_clock()
-    app.state.token_verifier = TokenVerifier(settings.auth, app.state.clock)
+    # Token lifetimes are security, not business time: they are checked against the real
+    # wall clock even when the service's clock is shifted (end-to-end runs) or manual.
+    app.state.token_verifier = TokenVerifier(settings.auth, SystemClock())
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
     # Starlette serves a non-function endpoint as a plain ASGI app (exact path, no redirect).

@@ -1,8 +1,11 @@
 """Committed snapshots of every contract's JSON Schema and of the AsyncAPI document.
 
-Snapshots live in ``libs/events/contracts/``: ``<type>.v<version>.json`` per contract
-plus ``asyncapi.yaml``. Contracts are never deleted, only new versions added, and a
-snapshot is only ever replaced by a compatible schema (see ``schema_compat``).
+Snapshots live in ``libs/events/contracts/``: ``<topic>/<type>.v<version>.json`` per
+contract plus ``asyncapi.yaml``. The topic is always part of the path, because one type
+name may exist on two topics (``demand.answered`` on ``protocol.events`` and on
+``contact-center.inbound``) and a path must not change when such a twin is added later.
+Contracts are never deleted, only new versions added, and a snapshot is only ever
+replaced by a compatible schema (see ``schema_compat``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ SNAPSHOT_HINT = "run `uv run python -m rn623_events snapshot`"
 
 
 def snapshot_filename(info: ContractInfo) -> str:
-    """File name of a contract's snapshot: ``<type>.v<version>.json``."""
-    return f"{info.event_type}.v{info.version}.json"
+    """Path of a contract's snapshot, relative to the snapshot directory.
+
+    ``<topic>/<type>.v<version>.json`` (POSIX separators), unique per registry key.
+    """
+    return f"{info.topic}/{info.event_type}.v{info.version}.json"
 
 
 def render_schema(info: ContractInfo) -> str:
@@ -32,12 +38,16 @@ def render_schema(info: ContractInfo) -> str:
 
 
 def read_snapshots(directory: Path = SNAPSHOT_DIR) -> dict[str, dict[str, Any]]:
-    """Every JSON snapshot in ``directory``, keyed by file name."""
+    """Every JSON snapshot under ``directory``, keyed by its relative POSIX path.
+
+    Files at any depth are read, so a snapshot left at an outdated path is reported as
+    stale rather than silently ignored.
+    """
     if not directory.is_dir():
         return {}
     return {
-        path.name: json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted(directory.glob("*.json"))
+        path.relative_to(directory).as_posix(): json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(directory.rglob("*.json"))
     }
 
 
@@ -92,6 +102,7 @@ def write_snapshots(registry: Registry = REGISTRY, directory: Path = SNAPSHOT_DI
     written: list[Path] = []
     for info in registry:
         path = directory / snapshot_filename(info)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_schema(info), encoding="utf-8")
         written.append(path)
     path = directory / ASYNCAPI_FILE

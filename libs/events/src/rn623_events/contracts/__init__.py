@@ -1,5 +1,12 @@
-"""Every event contract of the platform; importing this package registers them all."""
+"""Every event contract of the platform; importing this package registers them all.
 
-from rn623_events.contracts import operators
+- ``operators``: ``operator.events`` (operator registry, compacted).
+- ``protocols``: ``protocol.events`` (facts recorded by protocol-svc).
+- ``inbound``: ``contact-center.inbound`` (what contact-center platforms publish,
+  validated by protocol-svc).
+- ``common``: field types shared by the contracts.
+"""
 
-__all__ = ["operators"]
+from rn623_events.contracts import common, inbound, operators, protocols
+
+__all__ = ["common", "inbound", "operators", "protocols"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rn623_events.contracts.common import AnsRegistry, AwareDatetime
 from rn623_events.registry import Event, contract
 
 Segment = Literal["medical", "dental", "both"]
@@ -75,9 +76,7 @@ class ExtraHoliday(BaseModel):
 class OperatorUpserted(Event):
     """An operator was registered or its registration changed (full current state)."""
 
-    ans_registry: str = Field(
-        pattern=r"^[0-9]{6}$", description="ANS registration number (6 digits)."
-    )
+    ans_registry: AnsRegistry = Field(description="ANS registration number (6 digits).")
     name: str = Field(min_length=1, max_length=200, description="Operator's corporate name.")
     segment: Segment = Field(description="Assistance segment: medical, dental or both.")
     modality: Modality = Field(description="ANS modality of the operator.")

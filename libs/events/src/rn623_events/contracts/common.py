@@ -1,0 +1,151 @@
+"""Field types shared by the event contracts.
+
+Each string type is an ``Annotated`` alias carrying its validation (pattern, bounds), so
+every contract that uses it validates it the same way and its JSON Schema says so. Fields
+give their own ``Field(description=...)``: a description inside the alias would land in
+the non-null branch of an optional field's schema instead of on the field.
+
+Validation messages never quote the submitted value: CPFs, phone numbers, e-mail
+addresses, names and free text are personal data, and validation errors end up in
+dead-letter headers and logs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+__all__ = [
+    "REANALYSIS_OUTCOMES",
+    "AnsRegistry",
+    "AnswerText",
+    "Author",
+    "AwareDatetime",
+    "Category",
+    "Channel",
+    "ComplaintSource",
+    "ContactId",
+    "DemandDescription",
+    "DemandTypeStr",
+    "Direction",
+    "InteractionContent",
+    "InteractionKind",
+    "LegalBasis",
+    "NotificationChannel",
+    "Outcome",
+    "ProtocolNumberStr",
+    "RecordClass",
+    "RecordingUri",
+    "check_interaction_content",
+    "check_legal_basis",
+    "cpf_has_valid_check_digits",
+]
+
+AnsRegistry = Annotated[
+    str, Field(pattern=r"^[0-9]{6}$", description="ANS registration number (6 digits).")
+]
+"""ANS registration number of an operator: 6 digits, leading zeros significant."""
+
+ProtocolNumberStr = Annotated[str, Field(pattern=r"^[0-9]{20,30}$")]
+"""A protocol number as issued: decimal digits only, 20 (default layout) to 30 long."""
+
+DemandTypeStr = Literal[
+    "urgent_emergency",
+    "assistance",
+    "high_complexity",
+    "elective_hospitalization",
+    "non_assistance",
+    "reanalysis",
+    "records_access",
+]
+"""Kind of demand; each has its own response deadline (DESIGN §2)."""
+
+Channel = Literal["phone", "in_person", "web", "app", "chat", "whatsapp", "email"]
+"""Attendance channel of a contact."""
+
+Direction = Literal["inbound", "outbound"]
+"""Who started the contact: the beneficiary (inbound) or the operator (outbound)."""
+
+Outcome = Literal["authorized", "partially_authorized", "denied", "informed", "resolved"]
+"""Conclusive outcome of an answer to a demand."""
+
+REANALYSIS_OUTCOMES: frozenset[str] = frozenset({"denied", "partially_authorized"})
+"""Outcomes that give the beneficiary the right to a re-analysis by the ouvidoria."""
+
+ComplaintSource = Literal["nip", "ouvidoria", "sac", "consumidor_gov", "procon"]
+"""Where a complaint came from (NIP is the ANS's intermediation, counted in the IGR)."""
+
+NotificationChannel = Literal["email", "sms", "whatsapp"]
+"""Channel a receipt or answer can be sent on."""
+
+RecordClass = Literal[
+    "recording", "interaction_record", "protocol_record", "notification", "complaint_linked"
+]
+"""Class of record with its own retention period (DESIGN §2)."""
+
+InteractionKind = Literal["transcript", "message", "note", "recording"]
+"""What an interaction record holds: text (transcript, message, note) or a recording."""
+
+Author = Literal["beneficiary", "agent", "system"]
+"""Who wrote or said the content of an interaction."""
+
+Category = Annotated[str, Field(pattern=r"^[a-z0-9_.-]{1,80}$")]
+"""Category of a demand, e.g. a procedure family with a shorter norm (RN 566/2022)."""
+
+DemandDescription = Annotated[str, Field(min_length=1, max_length=4000)]
+"""Free-text description of a demand (personal data: never logged)."""
+
+AnswerText = Annotated[str, Field(min_length=1, max_length=8000)]
+"""Text of an answer as given to the beneficiary (personal data: never logged)."""
+
+LegalBasis = Annotated[str, Field(min_length=1, max_length=1000)]
+"""Contractual clause or norm a denial rests on."""
+
+ContactId = Annotated[str, Field(min_length=1, max_length=128)]
+"""Id a contact-center platform gives a contact; the key of ``contact-center.inbound``."""
+
+RecordingUri = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[!-~]+$", max_length=2048)]
+"""Absolute URI (scheme, colon, no spaces) of a call recording."""
+
+InteractionContent = Annotated[str, Field(min_length=1, max_length=100_000)]
+"""Text of an interaction (personal data: never logged)."""
+
+
+def check_legal_basis(outcome: str | None, legal_basis: str | None) -> str | None:
+    """Return ``legal_basis``; raise ``ValueError`` if a denial comes without one.
+
+    RN 623 requires every denial to cite its contractual or legal basis.
+    """
+    if outcome == "denied" and legal_basis is None:
+        raise ValueError("legal_basis is required when outcome is denied")
+    return legal_basis
+
+
+def check_interaction_content(kind: str | None, field: str, value: str | None) -> str | None:
+    """Return ``value``; raise ``ValueError`` if ``field`` is missing for ``kind``.
+
+    A recording needs ``recording_uri``; a transcript, message or note needs ``content``.
+    ``kind`` is None when the kind itself failed validation (nothing more to check).
+    """
+    if kind is None or value is not None:
+        return value
+    if field == "recording_uri" and kind == "recording":
+        raise ValueError("recording_uri is required when kind is recording")
+    if field == "content" and kind != "recording":
+        raise ValueError(f"content is required when kind is {kind}")
+    return value
+
+
+def cpf_has_valid_check_digits(digits: str) -> bool:
+    """Tell whether 11 digits form a valid CPF (mod-11 check digits, not all equal)."""
+    if len(digits) != 11 or not digits.isdigit() or len(set(digits)) == 1:
+        return False
+    for length in (9, 10):
+        total = sum(
+            int(d) * w for d, w in zip(digits[:length], range(length + 1, 1, -1), strict=True)
+        )
+        check = total * 10 % 11 % 10
+        if check != int(digits[length]):
+            return False
+    return True
