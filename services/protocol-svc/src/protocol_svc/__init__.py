@@ -1,0 +1,1 @@
+"""protocol-svc: the front door of the platform (protocol numbers, demands, answers)."""

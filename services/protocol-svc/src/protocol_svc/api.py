@@ -1,0 +1,393 @@
+"""HTTP API of protocol-svc (v1)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from protocol_svc import repository as repo
+from protocol_svc.domain import DEMAND_OPEN, PROTOCOL_OPEN, calendar_spec, request_fingerprint
+from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.schemas import (
+    ANS_PATTERN,
+    DemandIn,
+    DemandOut,
+    OperatorIn,
+    OperatorOut,
+    ProtocolCreated,
+    ProtocolIn,
+    ProtocolOut,
+    StatusChange,
+)
+from rn623_events.auth import Principal, ensure_operator, require_scopes
+from rn623_events.clock import Clock
+from rn623_events.contracts.operators import OperatorUpserted
+from rn623_events.contracts.protocols import DemandRegistered, ProtocolOpened
+from rn623_events.db import UnitOfWork
+from rn623_events.problems import ProblemError, problem_type
+from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
+from rn623_rulebook.protocol_numbers import SequenceExhausted
+
+PROTOCOLS_OPENED = Counter(
+    "protocols_opened_total", "Protocol numbers issued", ["operator", "channel"]
+)
+DEMANDS_REGISTERED = Counter(
+    "demands_registered_total", "Demands registered", ["operator", "demand_type"]
+)
+
+# A demand may be registered with the moment the beneficiary asked; a little clock skew
+# between the contact center and us is tolerated, a request from the future is not.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class Runtime:
+    """What handlers need: the database, the sequence allocator and the clock."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    allocator: SequenceAllocator
+    clock: Clock
+    source: str
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work."""
+        return UnitOfWork(self.sessions, source=self.source, clock=self.clock)
+
+
+def runtime(request: Request) -> Runtime:
+    """The app's runtime (set up in the lifespan)."""
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+AnsPath = Annotated[str, Path(pattern=ANS_PATTERN, description="ANS registration (6 digits).")]
+NumberPath = Annotated[str, Path(pattern=r"^[0-9]{20,30}$", description="Protocol number.")]
+
+router = APIRouter(prefix="/v1")
+
+
+# ---- operators -------------------------------------------------------------------------
+
+
+@router.put("/operators/{ans_registry}", response_model=OperatorOut, tags=["operators"])
+async def put_operator(
+    ans_registry: AnsPath,
+    body: OperatorIn,
+    response: Response,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("admin"))],
+) -> OperatorOut:
+    """Register an operator or change its registration; publishes ``operator.upserted``."""
+    ensure_operator(principal, ans_registry)
+    now = rt.clock.now()
+    async with rt.uow() as uow:
+        current = await repo.lock_operator(uow.session, ans_registry)
+        values = {
+            **body.model_dump(mode="json"),
+            "ans_registry": ans_registry,
+            "revision": (current["revision"] + 1) if current else 1,
+            "updated_at": now,
+        }
+        await repo.save_operator(uow.session, values, exists=current is not None)
+        uow.publish(OperatorUpserted.model_validate(values))
+        await uow.commit()
+    response.status_code = 200 if current else 201
+    return OperatorOut.model_validate(values)
+
+
+@router.get("/operators/{ans_registry}", response_model=OperatorOut, tags=["operators"])
+async def get_operator(
+    ans_registry: AnsPath,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:read"))],
+) -> OperatorOut:
+    """An operator's registration."""
+    ensure_operator(principal, ans_registry)
+    async with rt.sessions() as session:
+        operator = await repo.get_operator(session, ans_registry)
+    if operator is None:
+        raise ProblemError(404, "Not Found", "operator is not registered")
+    return OperatorOut.model_validate(dict(operator))
+
+
+# ---- protocols ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/protocols",
+    status_code=201,
+    response_model=ProtocolCreated,
+    tags=["protocols"],
+    responses={200: {"model": ProtocolCreated, "description": "A retry: the same protocol."}},
+)
+async def open_protocol(
+    body: ProtocolIn,
+    response: Response,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+    ] = None,
+) -> ProtocolCreated:
+    """Issue a protocol number at the start of a contact (optionally with its first demand).
+
+    Retries with the same ``Idempotency-Key`` header or ``contact_id`` return the same
+    protocol with 200, never a second number.
+    """
+    ensure_operator(principal, body.operator)
+    fingerprint = request_fingerprint(body.model_dump(mode="json"))
+    async with rt.sessions() as session:
+        operator = await repo.get_operator(session, body.operator)
+        if operator is None:
+            raise _unknown_operator()
+        existing = await repo.find_protocol_by_key(
+            session, body.operator, idempotency_key=idempotency_key, contact_id=body.contact_id
+        )
+        if existing is not None:
+            return await _replay(session, existing, fingerprint, response)
+
+    layout = get_layout(operator["protocol_layout"])
+    opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+    try:
+        sequence = await rt.allocator.next(body.operator, opened_at.date(), layout)
+    except SequenceExhausted as exc:
+        raise ProblemError(
+            409,
+            "Daily protocol capacity exhausted",
+            str(exc),
+            problem_type("sequence-exhausted"),
+            layout=exc.layout_id,
+            daily_capacity=exc.daily_capacity,
+            suggested_layout=exc.suggested_layout_id,
+        ) from None
+    number = layout.format(body.operator, opened_at.date(), sequence)
+    beneficiary = body.beneficiary.model_dump(mode="json")
+    try:
+        async with rt.uow() as uow:
+            await repo.insert_protocol(
+                uow.session,
+                {
+                    "number": number,
+                    "ans_registry": body.operator,
+                    "layout_id": layout.id,
+                    "channel": body.channel,
+                    "direction": body.direction,
+                    "opened_at": opened_at,
+                    "timezone": operator["timezone"],
+                    "status": PROTOCOL_OPEN,
+                    "contact_id": body.contact_id,
+                    "idempotency_key": idempotency_key,
+                    "request_fingerprint": fingerprint,
+                    "beneficiary": beneficiary,
+                    "beneficiary_cpf": body.beneficiary.cpf,
+                },
+            )
+            uow.publish(
+                ProtocolOpened(
+                    protocol_number=number,
+                    ans_registry=body.operator,
+                    layout_id=layout.id,
+                    channel=body.channel,
+                    direction=body.direction,
+                    opened_at=opened_at,
+                    timezone=operator["timezone"],
+                    contact_id=body.contact_id,
+                    beneficiary=beneficiary,
+                )
+            )
+            demand = None
+            if body.demand is not None:
+                demand = await _register_demand(uow, operator, number, body.demand, opened_at)
+            await uow.commit()
+    except IntegrityError:
+        # a concurrent retry with the same key committed first: answer with its protocol
+        async with rt.sessions() as session:
+            existing = await repo.find_protocol_by_key(
+                session, body.operator, idempotency_key=idempotency_key, contact_id=body.contact_id
+            )
+            if existing is None:
+                raise
+            return await _replay(session, existing, fingerprint, response)
+    PROTOCOLS_OPENED.labels(body.operator, body.channel).inc()
+    return ProtocolCreated(protocol_number=number, opened_at=opened_at, demand=demand)
+
+
+@router.get("/protocols/{number}", response_model=ProtocolOut, tags=["protocols"])
+async def get_protocol(
+    number: NumberPath,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:read"))],
+) -> ProtocolOut:
+    """A protocol with its demands and status history."""
+    async with rt.sessions() as session:
+        protocol = await _visible_protocol(session, number, principal)
+        demand_rows, history = await repo.protocol_details(session, number)
+    zone = ZoneInfo(protocol["timezone"])
+    return ProtocolOut(
+        protocol_number=protocol["number"],
+        operator=protocol["ans_registry"],
+        layout_id=protocol["layout_id"],
+        channel=protocol["channel"],
+        direction=protocol["direction"],
+        opened_at=protocol["opened_at"].astimezone(zone),
+        status=protocol["status"],
+        contact_id=protocol["contact_id"],
+        demands=[_demand_out(row, zone) for row in demand_rows],
+        status_history=[
+            StatusChange(status=h["status"], reason=h["reason"], at=h["at"].astimezone(zone))
+            for h in history
+        ],
+    )
+
+
+@router.post(
+    "/protocols/{number}/demands", status_code=201, response_model=DemandOut, tags=["demands"]
+)
+async def register_demand(
+    number: NumberPath,
+    body: DemandIn,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+) -> DemandOut:
+    """Register a demand on a protocol; its deadline comes from the rulebook."""
+    async with rt.uow() as uow:
+        protocol = await _visible_protocol(uow.session, number, principal)
+        operator = await repo.get_operator(uow.session, protocol["ans_registry"])
+        assert operator is not None  # protocols reference operators
+        now = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+        demand = await _register_demand(uow, operator, number, body, now)
+        await uow.commit()
+    return demand
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+async def _register_demand(
+    uow: UnitOfWork,
+    operator: Mapping[Any, Any],
+    number: str,
+    body: DemandIn,
+    now: datetime,
+) -> DemandOut:
+    requested_at = (body.requested_at or now).astimezone(now.tzinfo)
+    if requested_at > now + MAX_CLOCK_SKEW:
+        raise _field_problem("body.demand.requested_at", "is in the future", "future_instant")
+    try:
+        deadline = deadline_for(
+            body.demand_type, body.category, requested_at, calendar_for(calendar_spec(operator))
+        )
+    except NoDeadlineRuleError as exc:
+        raise _field_problem("body.demand.demand_type", str(exc), "no_deadline_rule") from None
+    values = {
+        "id": uuid.uuid4(),
+        "protocol_number": number,
+        "ans_registry": operator["ans_registry"],
+        "demand_type": body.demand_type,
+        "category": body.category,
+        "description": body.description,
+        "status": DEMAND_OPEN,
+        "requested_at": requested_at,
+        "registered_at": now,
+        "due_at": deadline.due_at,
+        "immediate": deadline.immediate,
+        "deadline_rule_id": deadline.rule_id,
+        "deadline_legal_basis": deadline.legal_basis,
+        "deadline_unit": str(deadline.unit),
+        "deadline_amount": deadline.amount,
+        "ruleset_id": deadline.ruleset_id,
+    }
+    await repo.insert_demand(uow.session, values)
+    uow.publish(
+        DemandRegistered(
+            protocol_number=number,
+            ans_registry=operator["ans_registry"],
+            demand_id=values["id"],
+            demand_type=body.demand_type,
+            category=body.category,
+            description=body.description,
+            requested_at=requested_at,
+            registered_at=now,
+            due_at=deadline.due_at,
+            immediate=deadline.immediate,
+            deadline_rule_id=deadline.rule_id,
+            deadline_legal_basis=deadline.legal_basis,
+            deadline_unit=str(deadline.unit),
+            deadline_amount=deadline.amount,
+            ruleset_id=deadline.ruleset_id,
+        )
+    )
+    DEMANDS_REGISTERED.labels(operator["ans_registry"], body.demand_type).inc()
+    return _demand_out(values, now.tzinfo)
+
+
+async def _replay(
+    session: AsyncSession, protocol: Mapping[Any, Any], fingerprint: str, response: Response
+) -> ProtocolCreated:
+    """Answer a retry with the protocol it already produced."""
+    if protocol["request_fingerprint"] not in (None, fingerprint):
+        raise ProblemError(
+            422,
+            "Idempotency key reused",
+            "this Idempotency-Key or contact_id was used for a different request",
+            problem_type("idempotency-key-reused"),
+        )
+    zone = ZoneInfo(protocol["timezone"])
+    demand_rows, _ = await repo.protocol_details(session, protocol["number"])
+    response.status_code = 200
+    return ProtocolCreated(
+        protocol_number=protocol["number"],
+        opened_at=protocol["opened_at"].astimezone(zone),
+        demand=_demand_out(demand_rows[0], zone) if demand_rows else None,
+    )
+
+
+async def _visible_protocol(
+    session: AsyncSession, number: str, principal: Principal
+) -> Mapping[Any, Any]:
+    """The protocol if it exists and the caller may act for its operator; else 404."""
+    protocol = await repo.get_protocol(session, number)
+    if protocol is None or not principal.can_act_for(protocol["ans_registry"]):
+        raise ProblemError(404, "Not Found", "no such protocol")
+    return protocol
+
+
+def _demand_out(row: Mapping[Any, Any], zone: Any) -> DemandOut:
+    return DemandOut(
+        id=row["id"],
+        demand_type=row["demand_type"],
+        category=row["category"],
+        description=row["description"],
+        status=row["status"],
+        requested_at=row["requested_at"].astimezone(zone),
+        registered_at=row["registered_at"].astimezone(zone),
+        due_at=row["due_at"].astimezone(zone),
+        immediate=row["immediate"],
+        deadline_rule_id=row["deadline_rule_id"],
+        deadline_legal_basis=row["deadline_legal_basis"],
+    )
+
+
+def _unknown_operator() -> ProblemError:
+    return _field_problem("body.operator", "operator is not registered", "unknown_operator")
+
+
+def _field_problem(field: str, message: str, kind: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "Request validation failed",
+        "1 invalid field(s)",
+        problem_type("validation"),
+        errors=[{"field": field, "message": message, "type": kind}],
+    )

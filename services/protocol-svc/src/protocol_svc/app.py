@@ -1,0 +1,52 @@
+"""protocol-svc application factory (uvicorn protocol_svc.app:create_app --factory)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from protocol_svc.api import Runtime, router
+from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.settings import ProtocolSettings
+from rn623_events.clock import Clock
+from rn623_events.db import create_engine, session_factory
+from rn623_events.health import database_check, kafka_check
+from rn623_events.http import create_service_app
+from rn623_events.telemetry import instrument_engine
+
+
+def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    """Build the protocol-svc API."""
+    settings = settings or ProtocolSettings()
+    clock = clock or settings.make_clock()
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    instrument_engine(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = Runtime(
+            engine=engine,
+            sessions=session_factory(engine),
+            allocator=SequenceAllocator(engine, settings.sequence_block_size),
+            clock=clock,
+            source=settings.service_name,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return create_service_app(
+        settings=settings,
+        title="protocol-svc",
+        version="1.0.0",
+        routers=[router],
+        readiness_checks={
+            "database": database_check(engine),
+            "broker": kafka_check(settings.kafka),
+        },
+        lifespan=lifespan,
+        clock=clock,
+    )

@@ -1,0 +1,104 @@
+"""Reads and writes of protocol-svc's tables (inside a unit of work's session)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol_svc.models import demands, operators, protocols, status_history
+
+
+async def get_operator(session: AsyncSession, ans_registry: str) -> RowMapping | None:
+    """The operator's registration, or None."""
+    row = (
+        await session.execute(sa.select(operators).where(operators.c.ans_registry == ans_registry))
+    ).first()
+    return row._mapping if row is not None else None
+
+
+async def lock_operator(session: AsyncSession, ans_registry: str) -> RowMapping | None:
+    """The operator's registration, locked for update until the transaction ends."""
+    row = (
+        await session.execute(
+            sa.select(operators).where(operators.c.ans_registry == ans_registry).with_for_update()
+        )
+    ).first()
+    return row._mapping if row is not None else None
+
+
+async def save_operator(session: AsyncSession, values: Mapping[str, Any], *, exists: bool) -> None:
+    """Insert or update an operator's registration."""
+    if exists:
+        await session.execute(
+            sa.update(operators)
+            .where(operators.c.ans_registry == values["ans_registry"])
+            .values(**values)
+        )
+    else:
+        await session.execute(sa.insert(operators).values(**values))
+
+
+async def find_protocol_by_key(
+    session: AsyncSession, ans_registry: str, *, idempotency_key: str | None, contact_id: str | None
+) -> RowMapping | None:
+    """A protocol already issued for this idempotency key or contact id, if any."""
+    conditions = []
+    if idempotency_key is not None:
+        conditions.append(protocols.c.idempotency_key == idempotency_key)
+    if contact_id is not None:
+        conditions.append(protocols.c.contact_id == contact_id)
+    if not conditions:
+        return None
+    row = (
+        await session.execute(
+            sa.select(protocols).where(
+                protocols.c.ans_registry == ans_registry, sa.or_(*conditions)
+            )
+        )
+    ).first()
+    return row._mapping if row is not None else None
+
+
+async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Insert a protocol and its first status."""
+    await session.execute(sa.insert(protocols).values(**values))
+    await session.execute(
+        sa.insert(status_history).values(
+            protocol_number=values["number"],
+            status=values["status"],
+            reason="opened",
+            at=values["opened_at"],
+        )
+    )
+
+
+async def insert_demand(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Insert a demand."""
+    await session.execute(sa.insert(demands).values(**values))
+
+
+async def get_protocol(session: AsyncSession, number: str) -> RowMapping | None:
+    """A protocol by number, or None."""
+    row = (await session.execute(sa.select(protocols).where(protocols.c.number == number))).first()
+    return row._mapping if row is not None else None
+
+
+async def protocol_details(
+    session: AsyncSession, number: str
+) -> tuple[list[RowMapping], list[RowMapping]]:
+    """A protocol's demands and status history, oldest first."""
+    demand_rows = await session.execute(
+        sa.select(demands)
+        .where(demands.c.protocol_number == number)
+        .order_by(demands.c.registered_at, demands.c.id)
+    )
+    history_rows = await session.execute(
+        sa.select(status_history)
+        .where(status_history.c.protocol_number == number)
+        .order_by(status_history.c.id)
+    )
+    return [r._mapping for r in demand_rows], [r._mapping for r in history_rows]

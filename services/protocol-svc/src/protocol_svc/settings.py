@@ -1,0 +1,19 @@
+"""protocol-svc settings (environment variables, see rn623_events.settings)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from rn623_events.settings import ServiceSettings
+
+
+class ProtocolSettings(ServiceSettings):
+    """Settings of protocol-svc."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    service_name: str = "protocol-svc"
+    # Protocol sequence numbers are reserved from the database in blocks, so issuing a
+    # protocol never waits on a per-operator row lock. A replica that stops leaves the
+    # rest of its block unused: numbers are unique and never reused, not gap-free.
+    sequence_block_size: int = 20

@@ -1,0 +1,84 @@
+"""Fixtures of protocol-svc's tests: a migrated database, the app, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from alembic import command
+from alembic.config import Config
+
+from protocol_svc.app import create_app
+from protocol_svc.settings import ProtocolSettings
+from rn623_events.auth import mint_token
+from rn623_events.clock import ManualClock
+from rn623_events.settings import AuthSettings, KafkaSettings
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+SECRET = "protocol-svc-tests-secret-0123456789abcdef"
+
+
+def migrate(database_url: str) -> None:
+    """Run the service's real Alembic migrations up to head."""
+    config = Config(str(SERVICE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(SERVICE_DIR / "migrations"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def migrated_database(database_url: str) -> str:
+    """A fresh database with protocol-svc's schema."""
+    await asyncio.to_thread(migrate, database_url)
+    return database_url
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Service time: a Friday morning in São Paulo (21 Nov 2025, 10:00 -03:00)."""
+    return ManualClock(datetime(2025, 11, 21, 13, 0, tzinfo=UTC))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app_client(
+    migrated_database: str, clock: ManualClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process, its lifespan running."""
+    settings = ProtocolSettings(
+        database_url=migrated_database,
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        auth=AuthSettings(secret=SECRET),
+        sequence_block_size=5,
+    )
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            yield client
+
+
+@pytest.fixture
+def token() -> Callable[..., dict[str, str]]:
+    """Authorization headers for a dev token (default: admin of every operator)."""
+
+    def make(
+        operators: tuple[str, ...] = ("*",), scopes: tuple[str, ...] = ("admin",)
+    ) -> dict[str, str]:
+        jwt = mint_token(
+            SECRET,
+            subject="test",
+            operators=operators,
+            scopes=scopes,
+            ttl=timedelta(hours=1),
+            issuer="rn623-dev",
+            audience="rn623",
+            now=datetime.now(UTC),
+        )
+        return {"Authorization": f"Bearer {jwt}"}
+
+    return make
