@@ -38,6 +38,7 @@ lint: install ## ruff and mypy
 bench: install ## Measure the platform; prints tables and writes bench/results.json
 	$(RUN) python bench/backbone.py $(BENCH_ARGS)
 	$(RUN) python bench/rulebook.py
+	$(RUN) python bench/protocols.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

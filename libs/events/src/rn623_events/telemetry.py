@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rn623_events.settings import TelemetrySettings
@@ -23,7 +23,10 @@ EXCLUDED_URLS = "/livez,/readyz,/metrics"
 def configure_telemetry(settings: TelemetrySettings, service_name: str) -> TracerProvider:
     """Install (once per process) an SDK tracer provider; export via OTLP when configured.
 
-    Without an endpoint spans are still created, so logs and events carry trace ids.
+    Without an endpoint nothing would read the spans, so none is sampled: spans are
+    non-recording and cost almost nothing, yet they still carry trace ids, so logs,
+    problem responses and events (``traceparent``) stay correlated. With an endpoint,
+    callers' sampling decisions are followed and new traces are recorded.
     With ``otel_sdk_disabled`` nothing is installed and a never-sampling provider is returned.
     """
     current = trace.get_tracer_provider()
@@ -32,7 +35,10 @@ def configure_telemetry(settings: TelemetrySettings, service_name: str) -> Trace
     resource = Resource.create({SERVICE_NAME: service_name})
     if settings.otel_sdk_disabled:
         return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
-    provider = TracerProvider(resource=resource)
+    exporting = bool(settings.otel_exporter_otlp_endpoint)
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(ALWAYS_ON) if exporting else ALWAYS_OFF
+    )
     if settings.otel_exporter_otlp_endpoint:
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))

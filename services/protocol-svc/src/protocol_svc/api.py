@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from rn623_events.contracts.protocols import DemandRegistered, ProtocolOpened
 from rn623_events.db import UnitOfWork
 from rn623_events.problems import ProblemError, problem_type
 from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
-from rn623_rulebook.protocol_numbers import SequenceExhausted
+from rn623_rulebook.protocol_numbers import ProtocolLayout, SequenceExhausted
 
 PROTOCOLS_OPENED = Counter(
     "protocols_opened_total", "Protocol numbers issued", ["operator", "channel"]
@@ -49,19 +49,40 @@ DEMANDS_REGISTERED = Counter(
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+# Operator registrations change rarely and are read by every issuance: each process
+# keeps them this long (a PUT through this process refreshes its copy at once).
+OPERATOR_CACHE_SECONDS = 10.0
+
+
 @dataclass
 class Runtime:
-    """What handlers need: the database, the sequence allocator and the clock."""
+    """What handlers need: the database, the sequence allocator, the clock."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     allocator: SequenceAllocator
     clock: Clock
     source: str
+    _operators: dict[str, tuple[float, Mapping[Any, Any]]] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
         """A new unit of work."""
         return UnitOfWork(self.sessions, source=self.source, clock=self.clock)
+
+    async def operator(self, session: AsyncSession, ans_registry: str) -> Mapping[Any, Any] | None:
+        """The operator's registration, from this process's short-lived cache or the database."""
+        cached = self._operators.get(ans_registry)
+        now = self.clock.monotonic()
+        if cached is not None and now - cached[0] < OPERATOR_CACHE_SECONDS:
+            return cached[1]
+        row = await repo.get_operator(session, ans_registry)
+        if row is not None:
+            self._operators[ans_registry] = (now, dict(row))
+        return row
+
+    def forget_operator(self, ans_registry: str) -> None:
+        """Drop a cached registration (it just changed)."""
+        self._operators.pop(ans_registry, None)
 
 
 def runtime(request: Request) -> Runtime:
@@ -102,6 +123,7 @@ async def put_operator(
         await repo.save_operator(uow.session, values, exists=current is not None)
         uow.publish(OperatorUpserted.model_validate(values))
         await uow.commit()
+    rt.forget_operator(ans_registry)
     response.status_code = 200 if current else 201
     return OperatorOut.model_validate(values)
 
@@ -147,34 +169,27 @@ async def open_protocol(
     """
     ensure_operator(principal, body.operator)
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
-    async with rt.sessions() as session:
-        operator = await repo.get_operator(session, body.operator)
-        if operator is None:
-            raise _unknown_operator()
-        existing = await repo.find_protocol_by_key(
-            session, body.operator, idempotency_key=idempotency_key, contact_id=body.contact_id
-        )
-        if existing is not None:
-            return await _replay(session, existing, fingerprint, response)
-
-    layout = get_layout(operator["protocol_layout"])
-    opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
-    try:
-        sequence = await rt.allocator.next(body.operator, opened_at.date(), layout)
-    except SequenceExhausted as exc:
-        raise ProblemError(
-            409,
-            "Daily protocol capacity exhausted",
-            str(exc),
-            problem_type("sequence-exhausted"),
-            layout=exc.layout_id,
-            daily_capacity=exc.daily_capacity,
-            suggested_layout=exc.suggested_layout_id,
-        ) from None
-    number = layout.format(body.operator, opened_at.date(), sequence)
-    beneficiary = body.beneficiary.model_dump(mode="json")
     try:
         async with rt.uow() as uow:
+            operator = await rt.operator(uow.session, body.operator)
+            if operator is None:
+                raise _unknown_operator()
+            existing = await repo.find_protocol_by_key(
+                uow.session,
+                body.operator,
+                idempotency_key=idempotency_key,
+                contact_id=body.contact_id,
+            )
+            if existing is not None:
+                return await _replay(uow.session, existing, fingerprint, response)
+            layout = get_layout(operator["protocol_layout"])
+            opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+            number = layout.format(
+                body.operator,
+                opened_at.date(),
+                await _next_sequence(rt, body.operator, opened_at, layout),
+            )
+            beneficiary = body.beneficiary.model_dump(mode="json")
             await repo.insert_protocol(
                 uow.session,
                 {
@@ -272,6 +287,24 @@ async def register_demand(
 
 
 # ---- helpers -----------------------------------------------------------------------------
+
+
+async def _next_sequence(
+    rt: Runtime, ans_registry: str, opened_at: datetime, layout: ProtocolLayout
+) -> int:
+    """The next sequence number of the operator's local day (409 when the day is full)."""
+    try:
+        return await rt.allocator.next(ans_registry, opened_at.date(), layout)
+    except SequenceExhausted as exc:
+        raise ProblemError(
+            409,
+            "Daily protocol capacity exhausted",
+            str(exc),
+            problem_type("sequence-exhausted"),
+            layout=exc.layout_id,
+            daily_capacity=exc.daily_capacity,
+            suggested_layout=exc.suggested_layout_id,
+        ) from None
 
 
 async def _register_demand(

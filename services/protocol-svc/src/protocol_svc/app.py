@@ -22,6 +22,9 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
     settings = settings or ProtocolSettings()
     clock = clock or settings.make_clock()
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    # Sequence blocks are reserved while a request's transaction holds a connection:
+    # a pool of their own means a full request pool can never starve them (deadlock).
+    sequences_engine = create_engine(settings.database_url, pool_size=2)
     instrument_engine(engine)
 
     @asynccontextmanager
@@ -29,7 +32,7 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
         app.state.runtime = Runtime(
             engine=engine,
             sessions=session_factory(engine),
-            allocator=SequenceAllocator(engine, settings.sequence_block_size),
+            allocator=SequenceAllocator(sequences_engine, settings.sequence_block_size),
             clock=clock,
             source=settings.service_name,
         )
@@ -37,6 +40,7 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
             yield
         finally:
             await engine.dispose()
+            await sequences_engine.dispose()
 
     return create_service_app(
         settings=settings,

@@ -1,0 +1,349 @@
+"""protocol-svc benchmark: POST /v1/protocols rate and latency vs raw insert+commit.
+
+Starts an embedded PostgreSQL (fsync on) and a Tansu broker on free loopback ports,
+migrates protocol-svc, runs its api (uvicorn, ``--workers``) and worker as real
+processes, registers an operator, then measures in one run:
+
+- open-loop load at fixed offered rates: each request has a scheduled send time and
+  its latency counts from that time, so a slow server cannot hide queueing
+  (no coordinated omission);
+- saturation: closed loop with many concurrent clients;
+- the limit: raw asyncpg insert+commit of an equivalent row (one protocol row per
+  transaction) with the same concurrency.
+
+Prints a table and merges the figures into ``bench/results.json`` under ``protocol_svc``.
+The load generator runs on the same 2 cores as the service, so figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from rn623_devinfra.broker import TansuBroker
+from rn623_devinfra.databases import create_database, with_database, with_driver
+from rn623_devinfra.ports import free_port, wait_for_port
+from rn623_devinfra.postgres import EmbeddedPostgres
+from rn623_events.auth import mint_token
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = ROOT / "services" / "protocol-svc"
+RESULTS = ROOT / "bench" / "results.json"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - local benchmark key
+OPERATOR = "123456"
+console = Console(width=110)
+
+BODY = {
+    "operator": OPERATOR,
+    "channel": "phone",
+    "beneficiary": {
+        "cpf": "52998224725",
+        "name": "Maria da Silva",
+        "email": "maria.silva@example.com",
+        "phone": "+5511912345678",
+        "preferred_channels": ["email"],
+    },
+}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
+
+
+def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, float]:
+    """Throughput and latency percentiles (ms)."""
+    return {
+        "completed_per_s": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p95_ms": percentile(latencies, 95) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "errors": errors,
+    }
+
+
+async def open_loop(
+    client: httpx.AsyncClient, headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    """Send at a fixed rate; latency counts from each request's scheduled time."""
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    # httpx's pool degrades with thousands of queued requests: cap what is in flight.
+    # A request that waits for a slot still counts its latency from its scheduled time.
+    in_flight = asyncio.Semaphore(256)
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with in_flight:
+            await send(scheduled)
+
+    async def send(scheduled: float) -> None:
+        nonlocal errors
+        try:
+            response = await client.post("/v1/protocols", json=BODY, headers=headers)
+            if response.status_code == 201:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+
+    await asyncio.gather(*(one(start + i / rate) for i in range(total)))
+    return {"offered_per_s": rate, **summary(latencies, errors, time.perf_counter() - start)}
+
+
+async def closed_loop(
+    client: httpx.AsyncClient, headers: dict[str, str], clients: int, seconds: float
+) -> dict[str, float]:
+    """As fast as ``clients`` concurrent callers can go."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def caller() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            response = await client.post("/v1/protocols", json=BODY, headers=headers)
+            if response.status_code == 201:
+                latencies.append(time.perf_counter() - sent)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    return {"clients": clients, **summary(latencies, errors, time.perf_counter() - started)}
+
+
+async def raw_insert_rate(dsn: str, concurrency: int, seconds: float) -> float:
+    """Rows/s of raw asyncpg insert+commit of a protocol-like row, one per transaction."""
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_raw (number text PRIMARY KEY, ans_registry text,"
+        " channel text, opened_at timestamptz, beneficiary jsonb)"
+    )
+    done = 0
+    deadline = time.perf_counter() + seconds
+    beneficiary = json.dumps(BODY["beneficiary"])
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        async with pool.acquire() as conn:
+            while time.perf_counter() < deadline:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO bench_raw VALUES ($1, $2, 'phone', now(), $3)",
+                        f"{w:04d}{i:016d}",
+                        OPERATOR,
+                        beneficiary,
+                    )
+                i += 1
+                done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    rate = done / (time.perf_counter() - started)
+    await pool.close()
+    return rate
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a service process with its output in ``log``."""
+    handle = log.open("wb")
+    return subprocess.Popen(args, cwd=SERVICE, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start everything, measure, stop everything."""
+    console.print("starting embedded PostgreSQL (fsync on) and Tansu…")
+    postgres = EmbeddedPostgres(tmp / "pg", free_port(), fsync=True)
+    postgres.start()
+    broker = TansuBroker(free_port(), tmp / "tansu.log")
+    broker.start()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        admin_url = postgres.admin_url()
+        await create_database(admin_url, "protocol_svc")
+        database_url = with_database(admin_url, "protocol_svc")
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "JWT_SECRET": SECRET,
+            "SERVICE_NAME": "protocol-svc",
+            "LOG_LEVEL": "WARNING",
+        }
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=SERVICE,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        console.print(f"starting protocol-svc api ({args.workers} uvicorn workers) and worker…")
+        processes.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "protocol_svc.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                tmp / "api.log",
+            )
+        )
+        processes.append(
+            start([sys.executable, "-m", "protocol_svc.worker"], env, tmp / "worker.log")
+        )
+        wait_for_port("127.0.0.1", port, timeout=60)
+        token = mint_token(
+            SECRET,
+            subject="bench",
+            operators=["*"],
+            scopes=["admin"],
+            ttl=timedelta(hours=1),
+            issuer="rn623-dev",
+            audience="rn623",
+            now=datetime.now(UTC),
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+        ) as client:
+            for _ in range(100):
+                ready = await client.get("/readyz")
+                if ready.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+            operator = {
+                "name": "Operadora Bench",
+                "segment": "medical",
+                "modality": "medicina_de_grupo",
+                "beneficiaries": 150000,
+                "uf": "SP",
+                "municipality_ibge": "3550308",
+                "timezone": "America/Sao_Paulo",
+            }
+            assert (
+                await client.put(f"/v1/operators/{OPERATOR}", json=operator, headers=headers)
+            ).status_code in (200, 201)
+            await closed_loop(client, headers, 16, 2.0)  # warm-up
+            figures: dict[str, Any] = {
+                "workers": args.workers,
+                "open_loop": [],
+                "seconds_per_step": args.seconds,
+            }
+            for rate in args.rates:
+                console.print(f"offered {rate}/s for {args.seconds} s…")
+                figures["open_loop"].append(await open_loop(client, headers, rate, args.seconds))
+            console.print(f"saturation with {args.clients} clients…")
+            figures["saturation"] = await closed_loop(client, headers, args.clients, args.seconds)
+        console.print("raw asyncpg insert+commit…")
+        figures["raw_insert_commit_per_s"] = await raw_insert_rate(
+            with_driver(database_url, "postgresql"), args.clients, args.seconds
+        )
+        figures["ratio_saturation_to_raw"] = (
+            figures["saturation"]["completed_per_s"] / figures["raw_insert_commit_per_s"]
+        )
+        return figures
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        broker.stop()
+        postgres.stop()
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Print the figures."""
+    table = Table(title=f"POST /v1/protocols ({figures['workers']} uvicorn workers, fsync on)")
+    for column in ("load", "completed/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right")
+    for step in figures["open_loop"]:
+        table.add_row(
+            f"offered {step['offered_per_s']:.0f}/s",
+            f"{step['completed_per_s']:,.0f}",
+            f"{step['p50_ms']:.1f}",
+            f"{step['p95_ms']:.1f}",
+            f"{step['p99_ms']:.1f}",
+            str(step["errors"]),
+        )
+    sat = figures["saturation"]
+    table.add_row(
+        f"saturation, {sat['clients']} clients",
+        f"{sat['completed_per_s']:,.0f}",
+        f"{sat['p50_ms']:.1f}",
+        f"{sat['p95_ms']:.1f}",
+        f"{sat['p99_ms']:.1f}",
+        str(sat["errors"]),
+    )
+    table.add_row(
+        "raw asyncpg insert+commit", f"{figures['raw_insert_commit_per_s']:,.0f}", "", "", "", ""
+    )
+    console.print(table)
+    console.print(f"saturation / raw = {figures['ratio_saturation_to_raw']:.2f}")
+
+
+def main() -> None:
+    """Parse arguments, run, print and save."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rates", type=float, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rn623-bench-protocols-") as tmp:
+        os.chmod(tmp, 0o755)  # noqa: S103 - PostgreSQL runs as another user and must traverse it
+        figures = asyncio.run(run(args, Path(tmp)))
+    report(figures)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["protocol_svc"] = json.loads(
+        json.dumps(figures), parse_float=lambda t: round(float(t), 3)
+    )
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
