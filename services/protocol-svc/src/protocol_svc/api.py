@@ -15,23 +15,45 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from protocol_svc import repository as repo
-from protocol_svc.domain import DEMAND_OPEN, PROTOCOL_OPEN, calendar_spec, request_fingerprint
+from protocol_svc.answers import check_answer, reanalysis_allowed
+from protocol_svc.domain import (
+    DEMAND_OPEN,
+    PROTOCOL_ANSWERED,
+    PROTOCOL_OPEN,
+    calendar_spec,
+    request_fingerprint,
+)
 from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.schemas import (
     ANS_PATTERN,
+    AnswerIn,
+    AnswerOut,
+    BeneficiaryIn,
+    ComplaintIn,
+    ComplaintOut,
     DemandIn,
     DemandOut,
+    InteractionIn,
+    InteractionOut,
     OperatorIn,
     OperatorOut,
     ProtocolCreated,
     ProtocolIn,
     ProtocolOut,
+    ReanalysisIn,
     StatusChange,
 )
 from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.clock import Clock
 from rn623_events.contracts.operators import OperatorUpserted
-from rn623_events.contracts.protocols import DemandRegistered, ProtocolOpened
+from rn623_events.contracts.protocols import (
+    ComplaintRegistered,
+    DemandAnswered,
+    DemandReanalysisRequested,
+    DemandRegistered,
+    InteractionRecorded,
+    ProtocolOpened,
+)
 from rn623_events.db import UnitOfWork
 from rn623_events.problems import ProblemError, problem_type
 from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
@@ -182,44 +204,16 @@ async def open_protocol(
             )
             if existing is not None:
                 return await _replay(uow.session, existing, fingerprint, response)
-            layout = get_layout(operator["protocol_layout"])
-            opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
-            number = layout.format(
-                body.operator,
-                opened_at.date(),
-                await _next_sequence(rt, body.operator, opened_at, layout),
-            )
-            beneficiary = body.beneficiary.model_dump(mode="json")
-            await repo.insert_protocol(
-                uow.session,
-                {
-                    "number": number,
-                    "ans_registry": body.operator,
-                    "layout_id": layout.id,
-                    "channel": body.channel,
-                    "direction": body.direction,
-                    "opened_at": opened_at,
-                    "timezone": operator["timezone"],
-                    "status": PROTOCOL_OPEN,
-                    "contact_id": body.contact_id,
-                    "idempotency_key": idempotency_key,
-                    "request_fingerprint": fingerprint,
-                    "beneficiary": beneficiary,
-                    "beneficiary_cpf": body.beneficiary.cpf,
-                },
-            )
-            uow.publish(
-                ProtocolOpened(
-                    protocol_number=number,
-                    ans_registry=body.operator,
-                    layout_id=layout.id,
-                    channel=body.channel,
-                    direction=body.direction,
-                    opened_at=opened_at,
-                    timezone=operator["timezone"],
-                    contact_id=body.contact_id,
-                    beneficiary=beneficiary,
-                )
+            number, opened_at = await _issue(
+                uow,
+                rt,
+                operator,
+                body.channel,
+                body.direction,
+                body.contact_id,
+                idempotency_key,
+                fingerprint,
+                body.beneficiary,
             )
             demand = None
             if body.demand is not None:
@@ -234,7 +228,6 @@ async def open_protocol(
             if existing is None:
                 raise
             return await _replay(session, existing, fingerprint, response)
-    PROTOCOLS_OPENED.labels(body.operator, body.channel).inc()
     return ProtocolCreated(protocol_number=number, opened_at=opened_at, demand=demand)
 
 
@@ -247,7 +240,9 @@ async def get_protocol(
     """A protocol with its demands and status history."""
     async with rt.sessions() as session:
         protocol = await _visible_protocol(session, number, principal)
-        demand_rows, history = await repo.protocol_details(session, number)
+        demand_rows, answer_rows, interaction_rows, history = await repo.protocol_details(
+            session, number
+        )
     zone = ZoneInfo(protocol["timezone"])
     return ProtocolOut(
         protocol_number=protocol["number"],
@@ -259,6 +254,8 @@ async def get_protocol(
         status=protocol["status"],
         contact_id=protocol["contact_id"],
         demands=[_demand_out(row, zone) for row in demand_rows],
+        answers=[_answer_out(row, zone) for row in answer_rows],
+        interactions=[_interaction_out(row, zone) for row in interaction_rows],
         status_history=[
             StatusChange(status=h["status"], reason=h["reason"], at=h["at"].astimezone(zone))
             for h in history
@@ -286,7 +283,312 @@ async def register_demand(
     return demand
 
 
+@router.post(
+    "/protocols/{number}/demands/{demand_id}/answer",
+    status_code=201,
+    response_model=AnswerOut,
+    tags=["demands"],
+)
+async def answer_demand(
+    number: NumberPath,
+    demand_id: uuid.UUID,
+    body: AnswerIn,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+) -> AnswerOut:
+    """Give a demand its conclusive answer; generic or stalling texts are refused (422)."""
+    problems = check_answer(body.outcome, body.text, body.legal_basis)
+    if problems:
+        raise ProblemError(
+            422,
+            "The answer is not conclusive",
+            "; ".join(p.message for p in problems),
+            problem_type("inconclusive-answer"),
+            errors=[
+                {"field": f"body.{p.field}", "message": p.message, "type": p.rule_id}
+                for p in problems
+            ],
+        )
+    async with rt.uow() as uow:
+        protocol = await _visible_protocol(uow.session, number, principal)
+        demand = await repo.get_demand(uow.session, number, demand_id)
+        if demand is None:
+            raise ProblemError(404, "Not Found", "no such demand on this protocol")
+        if demand["status"] != DEMAND_OPEN:
+            raise ProblemError(
+                409,
+                "Already answered",
+                "this demand already has its answer",
+                problem_type("answered"),
+            )
+        zone = ZoneInfo(protocol["timezone"])
+        now = rt.clock.now().astimezone(zone)
+        values = {
+            "id": uuid.uuid4(),
+            "demand_id": demand_id,
+            "protocol_number": number,
+            "outcome": body.outcome,
+            "text": body.text,
+            "legal_basis": body.legal_basis,
+            "answered_at": now,
+            "answered_by": body.answered_by,
+        }
+        await repo.insert_answer(uow.session, values)
+        remaining = await repo.open_demands(uow.session, number)
+        await repo.record_status(
+            uow.session,
+            number,
+            PROTOCOL_OPEN if remaining else PROTOCOL_ANSWERED,
+            "demand answered",
+            now,
+        )
+        uow.publish(
+            DemandAnswered(
+                protocol_number=number,
+                ans_registry=protocol["ans_registry"],
+                demand_id=demand_id,
+                outcome=body.outcome,
+                text=body.text,
+                legal_basis=body.legal_basis,
+                answered_at=now,
+                answered_by=body.answered_by,
+                reanalysis_allowed=reanalysis_allowed(body.outcome),
+            )
+        )
+        await uow.commit()
+    return _answer_out(values, zone)
+
+
+@router.post(
+    "/protocols/{number}/demands/{demand_id}/reanalysis",
+    status_code=201,
+    response_model=DemandOut,
+    tags=["demands"],
+)
+async def request_reanalysis(
+    number: NumberPath,
+    demand_id: uuid.UUID,
+    body: ReanalysisIn,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+) -> DemandOut:
+    """Ask the ouvidoria to re-analyse a denial or partial authorization."""
+    async with rt.uow() as uow:
+        protocol = await _visible_protocol(uow.session, number, principal)
+        demand = await repo.get_demand(uow.session, number, demand_id)
+        if demand is None:
+            raise ProblemError(404, "Not Found", "no such demand on this protocol")
+        answer = await repo.get_answer(uow.session, demand_id)
+        if answer is None or not reanalysis_allowed(answer["outcome"]):
+            raise ProblemError(
+                409,
+                "Re-analysis not allowed",
+                "only a denial or a partial authorization can be re-analysed",
+                problem_type("reanalysis-not-allowed"),
+            )
+        operator = await rt.operator(uow.session, protocol["ans_registry"])
+        assert operator is not None  # protocols reference operators
+        now = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+        request = DemandIn(
+            demand_type="reanalysis",
+            category=demand["category"],
+            description=body.description,
+            requested_at=body.requested_at,
+        )
+        created = await _register_demand(
+            uow, operator, number, request, now, reanalysis_of=demand_id
+        )
+        uow.publish(
+            DemandReanalysisRequested(
+                protocol_number=number,
+                ans_registry=protocol["ans_registry"],
+                demand_id=demand_id,
+                reanalysis_demand_id=created.id,
+                requested_at=created.requested_at,
+                registered_at=created.registered_at,
+                due_at=created.due_at,
+                deadline_rule_id=created.deadline_rule_id,
+                deadline_legal_basis=created.deadline_legal_basis,
+            )
+        )
+        await repo.record_status(uow.session, number, PROTOCOL_OPEN, "re-analysis requested", now)
+        await uow.commit()
+    return created
+
+
+@router.post(
+    "/protocols/{number}/interactions",
+    status_code=201,
+    response_model=InteractionOut,
+    tags=["interactions"],
+)
+async def record_interaction(
+    number: NumberPath,
+    body: InteractionIn,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+) -> InteractionOut:
+    """Add a transcript, message, note or recording reference to the attendance."""
+    async with rt.uow() as uow:
+        protocol = await _visible_protocol(uow.session, number, principal)
+        zone = ZoneInfo(protocol["timezone"])
+        now = rt.clock.now().astimezone(zone)
+        occurred_at = (body.occurred_at or now).astimezone(zone)
+        if occurred_at > now + MAX_CLOCK_SKEW:
+            raise _field_problem("body.occurred_at", "is in the future", "future_instant")
+        values = {
+            "id": uuid.uuid4(),
+            "protocol_number": number,
+            "kind": body.kind,
+            "occurred_at": occurred_at,
+            "author": body.author,
+            "content": body.content,
+            "recording_uri": body.recording_uri,
+            "duration_seconds": body.duration_seconds,
+        }
+        await repo.insert_interaction(uow.session, values)
+        uow.publish(
+            InteractionRecorded(
+                protocol_number=number,
+                ans_registry=protocol["ans_registry"],
+                interaction_id=values["id"],
+                kind=body.kind,
+                occurred_at=occurred_at,
+                author=body.author,
+                content=body.content,
+                recording_uri=body.recording_uri,
+                duration_seconds=body.duration_seconds,
+            )
+        )
+        await uow.commit()
+    return _interaction_out(values, zone)
+
+
+@router.post("/complaints", status_code=201, response_model=ComplaintOut, tags=["complaints"])
+async def register_complaint(
+    body: ComplaintIn,
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
+) -> ComplaintOut:
+    """Register a complaint (NIP, ouvidoria, SAC, consumidor.gov, Procon) on a protocol,
+    opening one when none is given; publishes ``complaint.registered``."""
+    ensure_operator(principal, body.operator)
+    async with rt.uow() as uow:
+        operator = await rt.operator(uow.session, body.operator)
+        if operator is None:
+            raise _unknown_operator()
+        zone = ZoneInfo(operator["timezone"])
+        now = rt.clock.now().astimezone(zone)
+        if body.protocol_number is not None:
+            protocol = await _visible_protocol(uow.session, body.protocol_number, principal)
+            if protocol["ans_registry"] != body.operator:
+                raise _field_problem(
+                    "body.protocol_number", "belongs to another operator", "wrong_operator"
+                )
+            number = body.protocol_number
+        else:
+            assert body.beneficiary is not None  # checked by ComplaintIn
+            number, _ = await _issue(
+                uow, rt, operator, body.channel, "inbound", None, None, None, body.beneficiary
+            )
+        if (
+            body.demand_id is not None
+            and await repo.get_demand(uow.session, number, body.demand_id) is None
+        ):
+            raise _field_problem(
+                "body.demand_id", "is not a demand of this protocol", "unknown_demand"
+            )
+        received_at = (body.received_at or now).astimezone(zone)
+        values = {
+            "id": uuid.uuid4(),
+            "protocol_number": number,
+            "ans_registry": body.operator,
+            "source": body.source,
+            "classification": body.classification,
+            "external_reference": body.external_reference,
+            "received_at": received_at,
+            "registered_at": now,
+            "demand_id": body.demand_id,
+        }
+        await repo.insert_complaint(uow.session, values)
+        uow.publish(
+            ComplaintRegistered(
+                protocol_number=number,
+                ans_registry=body.operator,
+                complaint_id=values["id"],
+                source=body.source,
+                classification=body.classification,
+                external_reference=body.external_reference,
+                received_at=received_at,
+                registered_at=now,
+                demand_id=body.demand_id,
+            )
+        )
+        await uow.commit()
+    return ComplaintOut(
+        id=values["id"],
+        protocol_number=number,
+        source=body.source,
+        received_at=received_at,
+        registered_at=now,
+    )
+
+
 # ---- helpers -----------------------------------------------------------------------------
+
+
+async def _issue(
+    uow: UnitOfWork,
+    rt: Runtime,
+    operator: Mapping[Any, Any],
+    channel: str,
+    direction: str,
+    contact_id: str | None,
+    idempotency_key: str | None,
+    fingerprint: str | None,
+    beneficiary_in: BeneficiaryIn,
+) -> tuple[str, datetime]:
+    """Issue a protocol number and record the protocol; publishes ``protocol.opened``."""
+    layout = get_layout(operator["protocol_layout"])
+    opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+    ans_registry = operator["ans_registry"]
+    number = layout.format(
+        ans_registry, opened_at.date(), await _next_sequence(rt, ans_registry, opened_at, layout)
+    )
+    beneficiary = beneficiary_in.model_dump(mode="json")
+    await repo.insert_protocol(
+        uow.session,
+        {
+            "number": number,
+            "ans_registry": ans_registry,
+            "layout_id": layout.id,
+            "channel": channel,
+            "direction": direction,
+            "opened_at": opened_at,
+            "timezone": operator["timezone"],
+            "status": PROTOCOL_OPEN,
+            "contact_id": contact_id,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+            "beneficiary": beneficiary,
+            "beneficiary_cpf": beneficiary_in.cpf,
+        },
+    )
+    uow.publish(
+        ProtocolOpened(
+            protocol_number=number,
+            ans_registry=ans_registry,
+            layout_id=layout.id,
+            channel=channel,
+            direction=direction,
+            opened_at=opened_at,
+            timezone=operator["timezone"],
+            contact_id=contact_id,
+            beneficiary=beneficiary,
+        )
+    )
+    PROTOCOLS_OPENED.labels(ans_registry, channel).inc()
+    return number, opened_at
 
 
 async def _next_sequence(
@@ -313,6 +615,8 @@ async def _register_demand(
     number: str,
     body: DemandIn,
     now: datetime,
+    *,
+    reanalysis_of: uuid.UUID | None = None,
 ) -> DemandOut:
     requested_at = (body.requested_at or now).astimezone(now.tzinfo)
     if requested_at > now + MAX_CLOCK_SKEW:
@@ -340,6 +644,7 @@ async def _register_demand(
         "deadline_unit": str(deadline.unit),
         "deadline_amount": deadline.amount,
         "ruleset_id": deadline.ruleset_id,
+        "reanalysis_of": reanalysis_of,
     }
     await repo.insert_demand(uow.session, values)
     uow.publish(
@@ -359,6 +664,7 @@ async def _register_demand(
             deadline_unit=str(deadline.unit),
             deadline_amount=deadline.amount,
             ruleset_id=deadline.ruleset_id,
+            reanalysis_of=reanalysis_of,
         )
     )
     DEMANDS_REGISTERED.labels(operator["ans_registry"], body.demand_type).inc()
@@ -377,7 +683,7 @@ async def _replay(
             problem_type("idempotency-key-reused"),
         )
     zone = ZoneInfo(protocol["timezone"])
-    demand_rows, _ = await repo.protocol_details(session, protocol["number"])
+    demand_rows, *_ = await repo.protocol_details(session, protocol["number"])
     response.status_code = 200
     return ProtocolCreated(
         protocol_number=protocol["number"],
@@ -409,6 +715,31 @@ def _demand_out(row: Mapping[Any, Any], zone: Any) -> DemandOut:
         immediate=row["immediate"],
         deadline_rule_id=row["deadline_rule_id"],
         deadline_legal_basis=row["deadline_legal_basis"],
+    )
+
+
+def _answer_out(row: Mapping[Any, Any], zone: Any) -> AnswerOut:
+    return AnswerOut(
+        id=row["id"],
+        demand_id=row["demand_id"],
+        outcome=row["outcome"],
+        text=row["text"],
+        legal_basis=row["legal_basis"],
+        answered_at=row["answered_at"].astimezone(zone),
+        answered_by=row["answered_by"],
+        reanalysis_allowed=reanalysis_allowed(row["outcome"]),
+    )
+
+
+def _interaction_out(row: Mapping[Any, Any], zone: Any) -> InteractionOut:
+    return InteractionOut(
+        id=row["id"],
+        kind=row["kind"],
+        occurred_at=row["occurred_at"].astimezone(zone),
+        author=row["author"],
+        content=row["content"],
+        recording_uri=row["recording_uri"],
+        duration_seconds=row["duration_seconds"],
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from rn623_rulebook import CalendarSpec
 
 PROTOCOL_OPEN = "open"
+PROTOCOL_ANSWERED = "answered"
 DEMAND_OPEN = "open"
 
 

@@ -91,3 +91,46 @@ status_history = sa.Table(
     sa.Column("at", TZ, nullable=False),
     sa.Index("ix_status_history_protocol", "protocol_number", "id"),
 )
+
+answers = sa.Table(
+    "answers",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("demand_id", UUID(as_uuid=True), sa.ForeignKey("demands.id"), nullable=False),
+    sa.Column("protocol_number", sa.String(30), sa.ForeignKey("protocols.number"), nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("legal_basis", sa.Text),
+    sa.Column("answered_at", TZ, nullable=False),
+    sa.Column("answered_by", sa.Text),
+    sa.UniqueConstraint("demand_id", name="uq_answers_demand"),
+)
+
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("protocol_number", sa.String(30), sa.ForeignKey("protocols.number"), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("occurred_at", TZ, nullable=False),
+    sa.Column("author", sa.Text),
+    sa.Column("content", sa.Text),
+    sa.Column("recording_uri", sa.Text),
+    sa.Column("duration_seconds", sa.Integer),
+    sa.Index("ix_interactions_protocol", "protocol_number", "occurred_at"),
+)
+
+complaints = sa.Table(
+    "complaints",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("protocol_number", sa.String(30), sa.ForeignKey("protocols.number"), nullable=False),
+    sa.Column("ans_registry", sa.String(6), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("classification", sa.Text),
+    sa.Column("external_reference", sa.Text),
+    sa.Column("received_at", TZ, nullable=False),
+    sa.Column("registered_at", TZ, nullable=False),
+    sa.Column("demand_id", UUID(as_uuid=True), sa.ForeignKey("demands.id")),
+    sa.Index("ix_complaints_protocol", "protocol_number"),
+)

@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol_svc.models import demands, operators, protocols, status_history
+from protocol_svc.models import (
+    answers,
+    complaints,
+    demands,
+    interactions,
+    operators,
+    protocols,
+    status_history,
+)
 
 
 async def get_operator(session: AsyncSession, ans_registry: str) -> RowMapping | None:
@@ -87,18 +95,97 @@ async def get_protocol(session: AsyncSession, number: str) -> RowMapping | None:
     return row._mapping if row is not None else None
 
 
+async def get_demand(
+    session: AsyncSession, protocol_number: str, demand_id: Any
+) -> RowMapping | None:
+    """A demand of a protocol, locked for update until the transaction ends."""
+    row = (
+        await session.execute(
+            sa.select(demands)
+            .where(demands.c.protocol_number == protocol_number, demands.c.id == demand_id)
+            .with_for_update()
+        )
+    ).first()
+    return row._mapping if row is not None else None
+
+
+async def get_answer(session: AsyncSession, demand_id: Any) -> RowMapping | None:
+    """The answer of a demand, if it has one."""
+    row = (
+        await session.execute(sa.select(answers).where(answers.c.demand_id == demand_id))
+    ).first()
+    return row._mapping if row is not None else None
+
+
+async def insert_answer(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Record an answer and mark its demand answered."""
+    await session.execute(sa.insert(answers).values(**values))
+    await session.execute(
+        sa.update(demands).where(demands.c.id == values["demand_id"]).values(status="answered")
+    )
+
+
+async def record_status(
+    session: AsyncSession, protocol_number: str, status: str, reason: str, at: Any
+) -> None:
+    """Set a protocol's status and append it to the history."""
+    await session.execute(
+        sa.update(protocols).where(protocols.c.number == protocol_number).values(status=status)
+    )
+    await session.execute(
+        sa.insert(status_history).values(
+            protocol_number=protocol_number, status=status, reason=reason, at=at
+        )
+    )
+
+
+async def open_demands(session: AsyncSession, protocol_number: str) -> int:
+    """How many demands of the protocol still await an answer."""
+    value = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(demands)
+        .where(demands.c.protocol_number == protocol_number, demands.c.status == "open")
+    )
+    return int(value or 0)
+
+
+async def insert_interaction(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Record an interaction."""
+    await session.execute(sa.insert(interactions).values(**values))
+
+
+async def insert_complaint(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """Record a complaint."""
+    await session.execute(sa.insert(complaints).values(**values))
+
+
 async def protocol_details(
     session: AsyncSession, number: str
-) -> tuple[list[RowMapping], list[RowMapping]]:
-    """A protocol's demands and status history, oldest first."""
+) -> tuple[list[RowMapping], list[RowMapping], list[RowMapping], list[RowMapping]]:
+    """A protocol's demands, answers, interactions and status history, oldest first."""
     demand_rows = await session.execute(
         sa.select(demands)
         .where(demands.c.protocol_number == number)
         .order_by(demands.c.registered_at, demands.c.id)
+    )
+    answer_rows = await session.execute(
+        sa.select(answers)
+        .where(answers.c.protocol_number == number)
+        .order_by(answers.c.answered_at)
+    )
+    interaction_rows = await session.execute(
+        sa.select(interactions)
+        .where(interactions.c.protocol_number == number)
+        .order_by(interactions.c.occurred_at, interactions.c.id)
     )
     history_rows = await session.execute(
         sa.select(status_history)
         .where(status_history.c.protocol_number == number)
         .order_by(status_history.c.id)
     )
-    return [r._mapping for r in demand_rows], [r._mapping for r in history_rows]
+    return (
+        [r._mapping for r in demand_rows],
+        [r._mapping for r in answer_rows],
+        [r._mapping for r in interaction_rows],
+        [r._mapping for r in history_rows],
+    )

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocol_svc.contact_data import normalize_cpf, normalize_email, normalize_phone
+from rn623_events.contracts.common import (
+    AnswerText,
+    Author,
+    Category,
+    Channel,
+    ComplaintSource,
+    DemandDescription,
+    Direction,
+    InteractionContent,
+    InteractionKind,
+    LegalBasis,
+    NotificationChannel,
+    Outcome,
+    RecordingUri,
+)
+from rn623_events.contracts.common import DemandTypeStr as DemandType
 from rn623_events.contracts.operators import (
     UF,
     UF_IBGE_CODES,
@@ -19,20 +34,7 @@ from rn623_events.contracts.operators import (
 )
 from rn623_rulebook.protocol_numbers import LAYOUTS
 
-AnsRegistry = str
 ANS_PATTERN = r"^[0-9]{6}$"
-Channel = Literal["phone", "in_person", "web", "app", "chat", "whatsapp", "email"]
-Direction = Literal["inbound", "outbound"]
-NotificationChannel = Literal["email", "sms", "whatsapp"]
-DemandType = Literal[
-    "urgent_emergency",
-    "assistance",
-    "high_complexity",
-    "elective_hospitalization",
-    "non_assistance",
-    "reanalysis",
-    "records_access",
-]
 
 
 class _In(BaseModel):
@@ -107,8 +109,8 @@ class DemandIn(_In):
     """A demand of the beneficiary (what they asked for)."""
 
     demand_type: DemandType
-    category: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,80}$")
-    description: str | None = Field(default=None, max_length=4000)
+    category: Category | None = None
+    description: DemandDescription | None = None
     requested_at: AwareDatetime | None = Field(
         default=None, description="When the beneficiary asked; defaults to now."
     )
@@ -146,6 +148,98 @@ class DemandOut(BaseModel):
     deadline_legal_basis: str
 
 
+class AnswerIn(_In):
+    """A conclusive answer to a demand; a denial cites its contractual or legal basis."""
+
+    outcome: Outcome
+    text: AnswerText
+    legal_basis: LegalBasis | None = None
+    answered_by: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class AnswerOut(BaseModel):
+    """A recorded answer."""
+
+    id: uuid.UUID
+    demand_id: uuid.UUID
+    outcome: str
+    text: str
+    legal_basis: str | None
+    answered_at: datetime
+    answered_by: str | None
+    reanalysis_allowed: bool
+
+
+class ReanalysisIn(_In):
+    """The beneficiary asks the ouvidoria to re-analyse a denial or partial authorization."""
+
+    requested_at: AwareDatetime | None = None
+    description: DemandDescription | None = None
+
+
+class InteractionIn(_In):
+    """Part of the copy of the attendance: a transcript, message, note or recording."""
+
+    kind: InteractionKind
+    occurred_at: AwareDatetime | None = None
+    author: Author | None = None
+    content: InteractionContent | None = None
+    recording_uri: RecordingUri | None = None
+    duration_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _content_or_recording(self) -> InteractionIn:
+        if self.kind == "recording" and self.recording_uri is None:
+            raise ValueError("recording_uri is required for a recording")
+        if self.kind != "recording" and self.content is None:
+            raise ValueError("content is required for a transcript, message or note")
+        return self
+
+
+class InteractionOut(BaseModel):
+    """A recorded interaction."""
+
+    id: uuid.UUID
+    kind: str
+    occurred_at: datetime
+    author: str | None
+    content: str | None
+    recording_uri: str | None
+    duration_seconds: int | None
+
+
+class ComplaintIn(_In):
+    """A complaint, linked to a protocol or opening one (POST /v1/complaints)."""
+
+    operator: str = Field(pattern=ANS_PATTERN)
+    source: ComplaintSource
+    classification: str | None = Field(default=None, min_length=1, max_length=200)
+    external_reference: str | None = Field(
+        default=None, min_length=1, max_length=100, description="E.g. the NIP number."
+    )
+    received_at: AwareDatetime | None = None
+    protocol_number: str | None = Field(default=None, pattern=r"^[0-9]{20,30}$")
+    demand_id: uuid.UUID | None = None
+    channel: Channel = Field(default="web", description="Channel of the protocol opened for it.")
+    beneficiary: BeneficiaryIn | None = None
+
+    @model_validator(mode="after")
+    def _protocol_or_beneficiary(self) -> ComplaintIn:
+        if self.protocol_number is None and self.beneficiary is None:
+            raise ValueError("give protocol_number, or beneficiary to open a protocol")
+        return self
+
+
+class ComplaintOut(BaseModel):
+    """A registered complaint."""
+
+    id: uuid.UUID
+    protocol_number: str
+    source: str
+    received_at: datetime
+    registered_at: datetime
+
+
 class StatusChange(BaseModel):
     """One entry of a protocol's status history."""
 
@@ -174,4 +268,6 @@ class ProtocolOut(BaseModel):
     status: str
     contact_id: str | None
     demands: list[DemandOut]
+    answers: list[AnswerOut]
+    interactions: list[InteractionOut]
     status_history: list[StatusChange]
