@@ -5,30 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-from alembic import command
-from alembic.config import Config
 
 from protocol_svc.app import create_app
 from protocol_svc.settings import ProtocolSettings
+from protocol_svc_testdata import migrate
 from rn623_events.auth import mint_token
 from rn623_events.clock import ManualClock
 from rn623_events.settings import AuthSettings, KafkaSettings
 
-SERVICE_DIR = Path(__file__).resolve().parent.parent
 SECRET = "protocol-svc-tests-secret-0123456789abcdef"
-
-
-def migrate(database_url: str) -> None:
-    """Run the service's real Alembic migrations up to head."""
-    config = Config(str(SERVICE_DIR / "alembic.ini"))
-    config.set_main_option("script_location", str(SERVICE_DIR / "migrations"))
-    config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from alembic import command
+from alembic.config import Config
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """The service's Alembic configuration, pointed at ``database_url``."""
+    config = Config(str(SERVICE_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(SERVICE_DIR / "migrations"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(database_url: str) -> None:
+    """Run the service's real Alembic migrations up to head."""
+    command.upgrade(alembic_config(database_url), "head")
+
 
 OPERATOR_A, OPERATOR_B = "123456", "654321"
 

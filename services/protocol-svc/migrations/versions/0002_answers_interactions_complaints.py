@@ -15,6 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column(
+        "demands",
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+    )
     op.create_table(
         "interactions",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -25,6 +29,7 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=True),
         sa.Column("recording_uri", sa.Text(), nullable=True),
         sa.Column("duration_seconds", sa.Integer(), nullable=True),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.ForeignKeyConstraint(
             ["protocol_number"],
             ["protocols.number"],
@@ -80,6 +85,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("demands", "seq")
     op.drop_index("ix_complaints_protocol", table_name="complaints")
     op.drop_table("complaints")
     op.drop_table("answers")

@@ -78,6 +78,8 @@ demands = sa.Table(
     sa.Column("deadline_amount", sa.Integer, nullable=False),
     sa.Column("ruleset_id", sa.Text, nullable=False),
     sa.Column("reanalysis_of", UUID(as_uuid=True), sa.ForeignKey("demands.id")),
+    # insertion order: records made in the same instant keep the order they were made in
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Index("ix_demands_protocol", "protocol_number"),
 )
 
@@ -117,6 +119,7 @@ interactions = sa.Table(
     sa.Column("content", sa.Text),
     sa.Column("recording_uri", sa.Text),
     sa.Column("duration_seconds", sa.Integer),
+    sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False),
     sa.Index("ix_interactions_protocol", "protocol_number", "occurred_at"),
 )
 

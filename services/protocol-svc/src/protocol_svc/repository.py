@@ -166,7 +166,7 @@ async def protocol_details(
     demand_rows = await session.execute(
         sa.select(demands)
         .where(demands.c.protocol_number == number)
-        .order_by(demands.c.registered_at, demands.c.id)
+        .order_by(demands.c.registered_at, demands.c.seq)
     )
     answer_rows = await session.execute(
         sa.select(answers)
@@ -176,7 +176,7 @@ async def protocol_details(
     interaction_rows = await session.execute(
         sa.select(interactions)
         .where(interactions.c.protocol_number == number)
-        .order_by(interactions.c.occurred_at, interactions.c.id)
+        .order_by(interactions.c.occurred_at, interactions.c.seq)
     )
     history_rows = await session.execute(
         sa.select(status_history)
