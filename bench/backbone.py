@@ -309,9 +309,25 @@ async def measure(database_url: str, bootstrap: str, n: int) -> dict[str, Any]:
         figures[f"ratio_consumer_{mode}_to_raw_consume_and_write"] = (
             rate / figures["raw_consume_and_write_per_s"]
         )
+    # Each latency mode gets a fresh topic (no backlog for its new consumer group) and a
+    # settled database: without this, whichever mode ran first inherited the throughput
+    # phases' after-effects (a ~2 s p95 tail that moved with the order, not the mode).
     for listen in (True, False):
+        latency_topic = f"bench.latency.{'listen' if listen else 'poll'}.{stamp}"
+        await create_topic(bootstrap, latency_topic, 6)
+        latency_registry, latency_model = bench_contract(latency_topic)
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("CHECKPOINT"))
+        await asyncio.sleep(2)
         figures[f"latency_{'listen' if listen else 'poll'}"] = await end_to_end_latency(
-            engine, sessions, kafka, registry, model, topic, dlq, listen=listen
+            engine,
+            sessions,
+            kafka,
+            latency_registry,
+            latency_model,
+            latency_topic,
+            dlq,
+            listen=listen,
         )
     await engine.dispose()
     return figures
