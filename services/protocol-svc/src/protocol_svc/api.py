@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from protocol_svc import repository as repo
 from protocol_svc.answers import check_answer, reanalysis_allowed
+from protocol_svc.contact_data import InvalidField, normalize_cpf
 from protocol_svc.domain import (
     DEMAND_OPEN,
     PROTOCOL_ANSWERED,
@@ -40,6 +42,8 @@ from protocol_svc.schemas import (
     ProtocolCreated,
     ProtocolIn,
     ProtocolOut,
+    ProtocolPage,
+    ProtocolSummary,
     ReanalysisIn,
     StatusChange,
 )
@@ -229,6 +233,53 @@ async def open_protocol(
                 raise
             return await _replay(session, existing, fingerprint, response)
     return ProtocolCreated(protocol_number=number, opened_at=opened_at, demand=demand)
+
+
+@router.get("/protocols", response_model=ProtocolPage, tags=["protocols"])
+async def list_protocols(
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("protocols:read"))],
+    operator: Annotated[str | None, Query(pattern=ANS_PATTERN)] = None,
+    cpf: Annotated[
+        str | None, Query(max_length=20, description="Beneficiary's CPF (digits or masked).")
+    ] = None,
+    status: Annotated[Literal["open", "answered"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ProtocolPage:
+    """Protocols the caller may see, newest first, by operator, beneficiary and status."""
+    if operator is not None:
+        ensure_operator(principal, operator)
+    try:
+        digits = normalize_cpf(cpf, field="query.cpf") if cpf is not None else None
+    except InvalidField as exc:
+        raise _field_problem(exc.field, exc.reason, "invalid_cpf") from None
+    after = _decode_cursor(cursor) if cursor is not None else None
+    async with rt.sessions() as session:
+        rows = await repo.list_protocols(
+            session,
+            operators=None if principal.all_operators else sorted(principal.operators),
+            ans_registry=operator,
+            cpf=digits,
+            status=status,
+            after=after,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    return ProtocolPage(
+        items=[
+            ProtocolSummary(
+                protocol_number=row["number"],
+                operator=row["ans_registry"],
+                channel=row["channel"],
+                direction=row["direction"],
+                opened_at=row["opened_at"].astimezone(ZoneInfo(row["timezone"])),
+                status=row["status"],
+            )
+            for row in page
+        ],
+        next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
+    )
 
 
 @router.get("/protocols/{number}", response_model=ProtocolOut, tags=["protocols"])
@@ -741,6 +792,23 @@ def _interaction_out(row: Mapping[Any, Any], zone: Any) -> InteractionOut:
         recording_uri=row["recording_uri"],
         duration_seconds=row["duration_seconds"],
     )
+
+
+def _encode_cursor(row: Mapping[Any, Any]) -> str:
+    """An opaque keyset cursor: the last item's (opened_at, number)."""
+    raw = f"{row['opened_at'].isoformat()}|{row['number']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        opened_at, number = raw.split("|")
+        return datetime.fromisoformat(opened_at), number
+    except ValueError:
+        raise _field_problem(
+            "query.cursor", "is not a cursor from this API", "bad_cursor"
+        ) from None
 
 
 def _unknown_operator() -> ProblemError:

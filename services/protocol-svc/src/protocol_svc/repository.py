@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -189,3 +189,29 @@ async def protocol_details(
         [r._mapping for r in interaction_rows],
         [r._mapping for r in history_rows],
     )
+
+
+async def list_protocols(
+    session: AsyncSession,
+    *,
+    operators: Sequence[str] | None,
+    ans_registry: str | None,
+    cpf: str | None,
+    status: str | None,
+    after: tuple[Any, str] | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Protocols newest first, filtered, after a (opened_at, number) keyset cursor."""
+    query = sa.select(protocols)
+    if operators is not None:
+        query = query.where(protocols.c.ans_registry.in_(operators))
+    if ans_registry is not None:
+        query = query.where(protocols.c.ans_registry == ans_registry)
+    if cpf is not None:
+        query = query.where(protocols.c.beneficiary_cpf == cpf)
+    if status is not None:
+        query = query.where(protocols.c.status == status)
+    if after is not None:
+        query = query.where(sa.tuple_(protocols.c.opened_at, protocols.c.number) < after)
+    query = query.order_by(protocols.c.opened_at.desc(), protocols.c.number.desc()).limit(limit)
+    return [row._mapping for row in await session.execute(query)]

@@ -256,6 +256,24 @@ class ProtocolCreated(BaseModel):
     demand: DemandOut | None = None
 
 
+class ProtocolSummary(BaseModel):
+    """One protocol in a list."""
+
+    protocol_number: str
+    operator: str
+    channel: str
+    direction: str
+    opened_at: datetime
+    status: str
+
+
+class ProtocolPage(BaseModel):
+    """A page of protocols; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[ProtocolSummary]
+    next_cursor: str | None
+
+
 class ProtocolOut(BaseModel):
     """A protocol with its demands and status history."""
 
