@@ -143,6 +143,7 @@ async def test_interactions_form_the_copy_of_the_attendance(
     assert (await app_client.post(url, json=recording, headers=token())).status_code == 201
     missing = await app_client.post(url, json={"kind": "recording"}, headers=token())
     assert missing.status_code == 422
+    assert [e["field"] for e in missing.json()["errors"]] == ["body.recording_uri"]
     detail = (await app_client.get(f"/v1/protocols/{number}", headers=token())).json()
     assert [i["kind"] for i in detail["interactions"]] == ["message", "recording"]
     assert (await event_counts(migrated_database))["interaction.recorded"] == 2

@@ -10,18 +10,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from protocol_svc.contact_data import normalize_cpf, normalize_email, normalize_phone
 from rn623_events.contracts.common import (
     AnswerText,
-    Author,
     Category,
     Channel,
     ComplaintSource,
     DemandDescription,
     Direction,
-    InteractionContent,
-    InteractionKind,
+    InteractionFields,
     LegalBasis,
     NotificationChannel,
     Outcome,
-    RecordingUri,
 )
 from rn623_events.contracts.common import DemandTypeStr as DemandType
 from rn623_events.contracts.operators import (
@@ -177,23 +174,12 @@ class ReanalysisIn(_In):
     description: DemandDescription | None = None
 
 
-class InteractionIn(_In):
+class InteractionIn(InteractionFields):
     """Part of the copy of the attendance: a transcript, message, note or recording."""
 
-    kind: InteractionKind
-    occurred_at: AwareDatetime | None = None
-    author: Author | None = None
-    content: InteractionContent | None = None
-    recording_uri: RecordingUri | None = None
-    duration_seconds: int | None = Field(default=None, ge=0)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    @model_validator(mode="after")
-    def _content_or_recording(self) -> InteractionIn:
-        if self.kind == "recording" and self.recording_uri is None:
-            raise ValueError("recording_uri is required for a recording")
-        if self.kind != "recording" and self.content is None:
-            raise ValueError("content is required for a transcript, message or note")
-        return self
+    occurred_at: AwareDatetime | None = None
 
 
 class InteractionOut(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
 
 __all__ = [
     "REANALYSIS_OUTCOMES",
@@ -149,3 +149,33 @@ def cpf_has_valid_check_digits(digits: str) -> bool:
         if check != int(digits[length]):
             return False
     return True
+
+
+class InteractionFields(BaseModel):
+    """What an interaction holds: a transcript, message or note's content, or a recording.
+
+    Shared by ``interaction.recorded`` on both topics and protocol-svc's HTTP body, so
+    the rule (a recording needs ``recording_uri``, the others ``content``) is one.
+    """
+
+    kind: InteractionKind = Field(description="What the interaction holds.")
+    author: Author | None = Field(default=None, description="Who wrote or said it, if known.")
+    content: InteractionContent | None = Field(
+        default=None,
+        validate_default=True,
+        description="Text of the transcript, message or note; required unless a recording.",
+    )
+    recording_uri: RecordingUri | None = Field(
+        default=None,
+        validate_default=True,
+        description="URI of the recording in the contact center's storage; required for a "
+        "recording.",
+    )
+    duration_seconds: int | None = Field(
+        default=None, ge=0, description="Length of the recording in seconds."
+    )
+
+    @field_validator("content", "recording_uri")
+    @classmethod
+    def _content_for_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return check_interaction_content(info.data.get("kind"), info.field_name or "", value)

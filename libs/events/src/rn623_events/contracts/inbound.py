@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from rn623_events.contracts.common import (
     AnsRegistry,
     AnswerText,
-    Author,
     AwareDatetime,
     Category,
     Channel,
@@ -35,14 +34,11 @@ from rn623_events.contracts.common import (
     DemandDescription,
     DemandTypeStr,
     Direction,
-    InteractionContent,
-    InteractionKind,
+    InteractionFields,
     LegalBasis,
     NotificationChannel,
     Outcome,
     ProtocolNumberStr,
-    RecordingUri,
-    check_interaction_content,
     check_legal_basis,
 )
 from rn623_events.registry import Event, contract
@@ -151,35 +147,14 @@ class ContactOpened(InboundEvent):
 
 
 @contract("interaction.recorded", version=1, topic=TOPIC)
-class InboundInteractionRecorded(InboundEvent):
+class InboundInteractionRecorded(InboundEvent, InteractionFields):
     """A contact center recorded an interaction of a contact (transcript, message, note, call).
 
     A recording carries ``recording_uri``; the other kinds carry ``content``. Validated by
     protocol-svc; an invalid record is dead-lettered with a reason naming the field.
     """
 
-    kind: InteractionKind = Field(description="What the interaction holds.")
     occurred_at: AwareDatetime = Field(description="When the interaction happened.")
-    author: Author | None = Field(default=None, description="Who wrote or said it, if known.")
-    content: InteractionContent | None = Field(
-        default=None,
-        validate_default=True,
-        description="Text of the transcript, message or note; required unless a recording.",
-    )
-    recording_uri: RecordingUri | None = Field(
-        default=None,
-        validate_default=True,
-        description="URI of the recording in the contact center's storage; required for a "
-        "recording.",
-    )
-    duration_seconds: int | None = Field(
-        default=None, ge=0, description="Length of the recording in seconds."
-    )
-
-    @field_validator("content", "recording_uri")
-    @classmethod
-    def _content_for_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return check_interaction_content(info.data.get("kind"), info.field_name or "", value)
 
 
 @contract("demand.answered", version=1, topic=TOPIC)

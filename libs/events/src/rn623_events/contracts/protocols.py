@@ -21,7 +21,6 @@ from rn623_events.contracts.common import (
     REANALYSIS_OUTCOMES,
     AnsRegistry,
     AnswerText,
-    Author,
     AwareDatetime,
     Category,
     Channel,
@@ -30,15 +29,12 @@ from rn623_events.contracts.common import (
     DemandDescription,
     DemandTypeStr,
     Direction,
-    InteractionContent,
-    InteractionKind,
+    InteractionFields,
     LegalBasis,
     NotificationChannel,
     Outcome,
     ProtocolNumberStr,
     RecordClass,
-    RecordingUri,
-    check_interaction_content,
     check_legal_basis,
     cpf_has_valid_check_digits,
 )
@@ -270,7 +266,7 @@ class DemandReanalysisRequested(ProtocolEvent):
 
 
 @contract("interaction.recorded", version=1, topic=TOPIC)
-class InteractionRecorded(ProtocolEvent):
+class InteractionRecorded(ProtocolEvent, InteractionFields):
     """An interaction of the protocol was recorded: a transcript, message, note or recording.
 
     A recording carries ``recording_uri`` (and usually ``duration_seconds``); the other
@@ -278,28 +274,7 @@ class InteractionRecorded(ProtocolEvent):
     """
 
     interaction_id: uuid.UUID = Field(description="Id of the interaction.")
-    kind: InteractionKind = Field(description="What the interaction holds.")
     occurred_at: AwareDatetime = Field(description="When the interaction happened.")
-    author: Author | None = Field(default=None, description="Who wrote or said it, if known.")
-    content: InteractionContent | None = Field(
-        default=None,
-        validate_default=True,
-        description="Text of the transcript, message or note; required unless a recording.",
-    )
-    recording_uri: RecordingUri | None = Field(
-        default=None,
-        validate_default=True,
-        description="URI of the recording in the contact center's storage; required for a "
-        "recording.",
-    )
-    duration_seconds: int | None = Field(
-        default=None, ge=0, description="Length of the recording in seconds."
-    )
-
-    @field_validator("content", "recording_uri")
-    @classmethod
-    def _content_for_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return check_interaction_content(info.data.get("kind"), info.field_name or "", value)
 
 
 @contract("complaint.registered", version=1, topic=TOPIC)
