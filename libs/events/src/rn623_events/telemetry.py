@@ -51,6 +51,11 @@ def instrument_app(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
 
 
+def exporting_traces(settings: TelemetrySettings) -> bool:
+    """Whether spans are exported (an OTLP endpoint is set and the SDK is enabled)."""
+    return bool(settings.otel_exporter_otlp_endpoint) and not settings.otel_sdk_disabled
+
+
 def instrument_engine(engine: AsyncEngine) -> None:
     """Trace the statements run on ``engine`` (statement text only, never parameters).
 

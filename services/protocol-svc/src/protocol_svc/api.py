@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,13 @@ PROTOCOLS_OPENED = Counter(
 DEMANDS_REGISTERED = Counter(
     "demands_registered_total", "Demands registered", ["operator", "demand_type"]
 )
+
+
+@functools.cache
+def time_zone(name: str) -> ZoneInfo:
+    """The time zone called ``name`` (ZoneInfo's own cache is weak and reloads often)."""
+    return ZoneInfo(name)
+
 
 # A demand may be registered with the moment the beneficiary asked; a little clock skew
 # between the contact center and us is tolerated, a request from the future is not.
@@ -273,7 +281,7 @@ async def list_protocols(
                 operator=row["ans_registry"],
                 channel=row["channel"],
                 direction=row["direction"],
-                opened_at=row["opened_at"].astimezone(ZoneInfo(row["timezone"])),
+                opened_at=row["opened_at"].astimezone(time_zone(row["timezone"])),
                 status=row["status"],
             )
             for row in page
@@ -294,7 +302,7 @@ async def get_protocol(
         demand_rows, answer_rows, interaction_rows, history = await repo.protocol_details(
             session, number
         )
-    zone = ZoneInfo(protocol["timezone"])
+    zone = time_zone(protocol["timezone"])
     return ProtocolOut(
         protocol_number=protocol["number"],
         operator=protocol["ans_registry"],
@@ -328,7 +336,7 @@ async def register_demand(
         protocol = await _visible_protocol(uow.session, number, principal)
         operator = await repo.get_operator(uow.session, protocol["ans_registry"])
         assert operator is not None  # protocols reference operators
-        now = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+        now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
         demand = await _register_demand(uow, operator, number, body, now)
         await uow.commit()
     return demand
@@ -372,7 +380,7 @@ async def answer_demand(
                 "this demand already has its answer",
                 problem_type("answered"),
             )
-        zone = ZoneInfo(protocol["timezone"])
+        zone = time_zone(protocol["timezone"])
         now = rt.clock.now().astimezone(zone)
         values = {
             "id": uuid.uuid4(),
@@ -439,7 +447,7 @@ async def request_reanalysis(
             )
         operator = await rt.operator(uow.session, protocol["ans_registry"])
         assert operator is not None  # protocols reference operators
-        now = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+        now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
         request = DemandIn(
             demand_type="reanalysis",
             category=demand["category"],
@@ -482,7 +490,7 @@ async def record_interaction(
     """Add a transcript, message, note or recording reference to the attendance."""
     async with rt.uow() as uow:
         protocol = await _visible_protocol(uow.session, number, principal)
-        zone = ZoneInfo(protocol["timezone"])
+        zone = time_zone(protocol["timezone"])
         now = rt.clock.now().astimezone(zone)
         occurred_at = (body.occurred_at or now).astimezone(zone)
         if occurred_at > now + MAX_CLOCK_SKEW:
@@ -528,7 +536,7 @@ async def register_complaint(
         operator = await rt.operator(uow.session, body.operator)
         if operator is None:
             raise _unknown_operator()
-        zone = ZoneInfo(operator["timezone"])
+        zone = time_zone(operator["timezone"])
         now = rt.clock.now().astimezone(zone)
         if body.protocol_number is not None:
             protocol = await _visible_protocol(uow.session, body.protocol_number, principal)
@@ -601,7 +609,7 @@ async def _issue(
 ) -> tuple[str, datetime]:
     """Issue a protocol number and record the protocol; publishes ``protocol.opened``."""
     layout = get_layout(operator["protocol_layout"])
-    opened_at = rt.clock.now().astimezone(ZoneInfo(operator["timezone"]))
+    opened_at = rt.clock.now().astimezone(time_zone(operator["timezone"]))
     ans_registry = operator["ans_registry"]
     number = layout.format(
         ans_registry, opened_at.date(), await _next_sequence(rt, ans_registry, opened_at, layout)
@@ -733,7 +741,7 @@ async def _replay(
             "this Idempotency-Key or contact_id was used for a different request",
             problem_type("idempotency-key-reused"),
         )
-    zone = ZoneInfo(protocol["timezone"])
+    zone = time_zone(protocol["timezone"])
     demand_rows, *_ = await repo.protocol_details(session, protocol["number"])
     response.status_code = 200
     return ProtocolCreated(

@@ -14,7 +14,7 @@ from rn623_events.clock import Clock
 from rn623_events.db import create_engine, session_factory
 from rn623_events.health import database_check, kafka_check
 from rn623_events.http import create_service_app
-from rn623_events.telemetry import instrument_engine
+from rn623_events.telemetry import exporting_traces, instrument_engine
 
 
 def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -25,7 +25,9 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
     # Sequence blocks are reserved while a request's transaction holds a connection:
     # a pool of their own means a full request pool can never starve them (deadlock).
     sequences_engine = create_engine(settings.database_url, pool_size=2)
-    instrument_engine(engine)
+    if exporting_traces(settings.telemetry):
+        # a span per SQL statement only pays off where a trace backend reads it
+        instrument_engine(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
