@@ -257,3 +257,13 @@ def test_24_october_is_a_holiday_of_goiania_only() -> None:
     assert aparecida.is_business_day(date(2025, 10, 24))
     assert aparecida.add_business_days(date(2025, 10, 23), 1) == date(2025, 10, 24)
     assert goiania.add_business_days(date(2025, 10, 23), 1) == date(2025, 10, 27)
+
+
+def test_the_event_contracts_know_the_same_brazilian_time_zones() -> None:
+    # operator.upserted validates time zones without depending on the rulebook: keep in step
+    from typing import get_args
+
+    from rn623_events.contracts.operators import BrazilTimeZone
+    from rn623_rulebook.timezones import BRAZIL_TIMEZONES
+
+    assert set(get_args(BrazilTimeZone)) == set(BRAZIL_TIMEZONES)
