@@ -389,7 +389,7 @@ class ConsumerRunner:
                     with self._span(envelope):
                         await self._handle_batch([(event, envelope, None)], raise_errors=True)
                 else:
-                    await self._handle_in_uow(handler, event, envelope)
+                    await self._handle_alone(event, envelope)
                 return None
             except PermanentError as exc:
                 return _Failure("permanent_error", exc, attempt + 1)
@@ -419,17 +419,13 @@ class ConsumerRunner:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max)
 
-    async def _handle_in_uow(self, handler: Handler, event: Event, envelope: Envelope) -> None:
-        async with UnitOfWork(
-            self.sessions, source=self.source, clock=self.clock, cause=envelope
-        ) as uow:
-            if envelope.id not in await self._claim(uow, [envelope]):
-                DUPLICATES.labels(self.name).inc()
-                return
-            with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
-                await handler(event, envelope, uow)
-            await uow.commit()
-        PROCESSED.labels(self.name, envelope.type).inc()
+    async def _handle_alone(self, event: Event, envelope: Envelope) -> None:
+        """Handle one event in its own transaction: a run of one, raising the handler's error."""
+        try:
+            await self._commit_run([(envelope, event)])
+        except _RunFailedAt as failed:
+            cause = failed.__cause__
+            raise cause if isinstance(cause, Exception) else failed from None
 
     def _span(self, envelope: Envelope) -> Any:
         """A consumer span continuing the producer's trace."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -12,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from rn623_events.kafka import start_producer
+from rn623_events.kafka import start_producer, stop_producer
 from rn623_events.logs import redact_text
 from rn623_events.settings import KafkaSettings
 
@@ -103,9 +102,7 @@ class DeadLetterPublisher:
     async def close(self) -> None:
         """Stop the producer."""
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):  # abandon a broken producer
-                await asyncio.wait_for(producer.stop(), timeout=5)
+        await stop_producer(producer)
 
 
 def original_record(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:

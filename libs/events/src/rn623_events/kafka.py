@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -49,3 +50,13 @@ async def start_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaP
     producer = AIOKafkaProducer(**options)
     await producer.start()
     return producer
+
+
+async def stop_producer(producer: AIOKafkaProducer | None, grace_seconds: float = 5.0) -> None:
+    """Stop a producer, abandoning it if it is broken or the broker does not answer."""
+    if producer is None:
+        return
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=grace_seconds)
+    except Exception:
+        log.debug("producer did not stop cleanly")

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rn623_events.db import OUTBOX_CHANNEL, outbox_table
-from rn623_events.kafka import start_producer
+from rn623_events.kafka import start_producer, stop_producer
 from rn623_events.settings import KafkaSettings
 from rn623_events.worker import sleep_unless_stopped
 
@@ -299,11 +299,7 @@ class OutboxRelay:
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), timeout=5)
-            except Exception:
-                log.debug("producer did not stop cleanly")
+        await stop_producer(producer)
 
 
 async def _close_quietly(conn: AsyncConnection | None) -> None:
