@@ -334,8 +334,7 @@ async def register_demand(
     """Register a demand on a protocol; its deadline comes from the rulebook."""
     async with rt.uow() as uow:
         protocol = await _visible_protocol(uow.session, number, principal)
-        operator = await repo.get_operator(uow.session, protocol["ans_registry"])
-        assert operator is not None  # protocols reference operators
+        operator = await _operator_of(rt, uow.session, protocol)
         now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
         demand = await _register_demand(uow, operator, number, body, now)
         await uow.commit()
@@ -369,10 +368,7 @@ async def answer_demand(
             ],
         )
     async with rt.uow() as uow:
-        protocol = await _visible_protocol(uow.session, number, principal)
-        demand = await repo.get_demand(uow.session, number, demand_id)
-        if demand is None:
-            raise ProblemError(404, "Not Found", "no such demand on this protocol")
+        protocol, demand = await _visible_demand(uow.session, number, demand_id, principal)
         if demand["status"] != DEMAND_OPEN:
             raise ProblemError(
                 409,
@@ -433,10 +429,7 @@ async def request_reanalysis(
 ) -> DemandOut:
     """Ask the ouvidoria to re-analyse a denial or partial authorization."""
     async with rt.uow() as uow:
-        protocol = await _visible_protocol(uow.session, number, principal)
-        demand = await repo.get_demand(uow.session, number, demand_id)
-        if demand is None:
-            raise ProblemError(404, "Not Found", "no such demand on this protocol")
+        protocol, demand = await _visible_demand(uow.session, number, demand_id, principal)
         answer = await repo.get_answer(uow.session, demand_id)
         if answer is None or not reanalysis_allowed(answer["outcome"]):
             raise ProblemError(
@@ -445,8 +438,7 @@ async def request_reanalysis(
                 "only a denial or a partial authorization can be re-analysed",
                 problem_type("reanalysis-not-allowed"),
             )
-        operator = await rt.operator(uow.session, protocol["ans_registry"])
-        assert operator is not None  # protocols reference operators
+        operator = await _operator_of(rt, uow.session, protocol)
         now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
         request = DemandIn(
             demand_type="reanalysis",
@@ -759,6 +751,26 @@ async def _visible_protocol(
     if protocol is None or not principal.can_act_for(protocol["ans_registry"]):
         raise ProblemError(404, "Not Found", "no such protocol")
     return protocol
+
+
+async def _visible_demand(
+    session: AsyncSession, number: str, demand_id: uuid.UUID, principal: Principal
+) -> tuple[Mapping[Any, Any], Mapping[Any, Any]]:
+    """The protocol and one of its demands (locked), if the caller may see them; else 404."""
+    protocol = await _visible_protocol(session, number, principal)
+    demand = await repo.get_demand(session, number, demand_id)
+    if demand is None:
+        raise ProblemError(404, "Not Found", "no such demand on this protocol")
+    return protocol, demand
+
+
+async def _operator_of(
+    rt: Runtime, session: AsyncSession, protocol: Mapping[Any, Any]
+) -> Mapping[Any, Any]:
+    """The registration of a protocol's operator (protocols always reference one)."""
+    operator = await rt.operator(session, protocol["ans_registry"])
+    assert operator is not None
+    return operator
 
 
 def _demand_out(row: Mapping[Any, Any], zone: Any) -> DemandOut:
