@@ -19,12 +19,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from prometheus_client import REGISTRY
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import machine_info, percentile, save_results
 from rn623_devinfra.broker import TansuBroker
 from rn623_devinfra.databases import create_database, with_database
 from rn623_devinfra.ports import free_port
@@ -48,8 +46,6 @@ from rn623_events.outbox import OutboxRelay, RelayConfig
 from rn623_events.registry import Event, Registry, contract
 from rn623_events.settings import KafkaSettings
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results.json"
 console = Console(width=110)
 
 BENCH_METADATA = sa.MetaData()
@@ -400,31 +396,6 @@ async def end_to_end_latency(
     }
 
 
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[rank]
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the figures were measured."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "commit": commit,
-        "measured_at": datetime.now(UTC).isoformat(),
-    }
-
-
 def report(figures: dict[str, Any]) -> None:
     """Print the figures as a table."""
     table = Table(title=f"Event backbone, {figures['events']} events of {figures['event_bytes']} B")
@@ -506,13 +477,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
             if postgres is not None:
                 postgres.stop()
     report(figures)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["machine"] = machine_info()
-    results["backbone"] = json.loads(
-        json.dumps(figures), parse_float=lambda text: round(float(text), 3)
-    )
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"written to {RESULTS.relative_to(ROOT)}")
+    written = save_results({"machine": machine_info(), "backbone": figures})
+    console.print(f"written to {written}")
 
 
 if __name__ == "__main__":

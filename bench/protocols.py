@@ -34,15 +34,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from benchlib import ROOT, percentile, save_results
 from rn623_devinfra.broker import TansuBroker
 from rn623_devinfra.databases import create_database, with_database, with_driver
 from rn623_devinfra.ports import free_port, wait_for_port
 from rn623_devinfra.postgres import EmbeddedPostgres
 from rn623_events.auth import mint_token
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICE = ROOT / "services" / "protocol-svc"
-RESULTS = ROOT / "bench" / "results.json"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - local benchmark key
 OPERATOR = "123456"
 console = Console(width=110)
@@ -58,14 +57,6 @@ BODY = {
         "preferred_channels": ["email"],
     },
 }
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))]
 
 
 def summary(latencies: list[float], errors: int, seconds: float) -> dict[str, float]:
@@ -337,12 +328,7 @@ def main() -> None:
         os.chmod(tmp, 0o755)  # noqa: S103 - PostgreSQL runs as another user and must traverse it
         figures = asyncio.run(run(args, Path(tmp)))
     report(figures)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["protocol_svc"] = json.loads(
-        json.dumps(figures), parse_float=lambda t: round(float(t), 3)
-    )
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"written to {RESULTS.relative_to(ROOT)}")
+    console.print(f"written to {save_results({'protocol_svc': figures})}")
 
 
 if __name__ == "__main__":

@@ -14,42 +14,19 @@ Prints the figures and merges them into ``bench/results.json`` under
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from benchlib import machine_info, save_results
 from rn623_rulebook import DemandType, deadline_for, load_ruleset
 from rn623_rulebook.calendars import BusinessCalendar, CalendarSpec, calendar_for
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results.json"
 TARGET_PER_S = 200_000
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the figures were measured."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "commit": commit,
-        "measured_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def best_rate(run: Callable[[], int], repeat: int) -> tuple[float, float]:
@@ -160,12 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"add_business_days: {figures['add_business_days_per_s']:,.0f}/s")
     print(f"business_days_between: {figures['business_days_between_per_s']:,.0f}/s")
     print(f"cold index build (2015-2040): {figures['cold_index_build_ms']:.1f} ms")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["rulebook"] = json.loads(
-        json.dumps(figures), parse_float=lambda text: round(float(text), 3)
-    )
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {save_results({'rulebook': figures})}")
 
 
 if __name__ == "__main__":
