@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 import base64
-import functools
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from protocol_svc import operations as ops
 from protocol_svc import repository as repo
-from protocol_svc.answers import check_answer, reanalysis_allowed
+from protocol_svc.answers import reanalysis_allowed
 from protocol_svc.contact_data import InvalidField, normalize_cpf
-from protocol_svc.domain import (
-    DEMAND_OPEN,
-    PROTOCOL_ANSWERED,
-    PROTOCOL_OPEN,
-    calendar_spec,
-    request_fingerprint,
-)
-from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.domain import request_fingerprint
+from protocol_svc.operations import Runtime, time_zone
 from protocol_svc.schemas import (
     ANS_PATTERN,
     AnswerIn,
     AnswerOut,
-    BeneficiaryIn,
     ComplaintIn,
     ComplaintOut,
     DemandIn,
@@ -49,74 +40,8 @@ from protocol_svc.schemas import (
     StatusChange,
 )
 from rn623_events.auth import Principal, ensure_operator, require_scopes
-from rn623_events.clock import Clock
 from rn623_events.contracts.operators import OperatorUpserted
-from rn623_events.contracts.protocols import (
-    ComplaintRegistered,
-    DemandAnswered,
-    DemandReanalysisRequested,
-    DemandRegistered,
-    InteractionRecorded,
-    ProtocolOpened,
-)
-from rn623_events.db import UnitOfWork
 from rn623_events.problems import ProblemError, problem_type
-from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
-from rn623_rulebook.protocol_numbers import ProtocolLayout, SequenceExhausted
-
-PROTOCOLS_OPENED = Counter(
-    "protocols_opened_total", "Protocol numbers issued", ["operator", "channel"]
-)
-DEMANDS_REGISTERED = Counter(
-    "demands_registered_total", "Demands registered", ["operator", "demand_type"]
-)
-
-
-@functools.cache
-def time_zone(name: str) -> ZoneInfo:
-    """The time zone called ``name`` (ZoneInfo's own cache is weak and reloads often)."""
-    return ZoneInfo(name)
-
-
-# A demand may be registered with the moment the beneficiary asked; a little clock skew
-# between the contact center and us is tolerated, a request from the future is not.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-
-
-# Operator registrations change rarely and are read by every issuance: each process
-# keeps them this long (a PUT through this process refreshes its copy at once).
-OPERATOR_CACHE_SECONDS = 10.0
-
-
-@dataclass
-class Runtime:
-    """What handlers need: the database, the sequence allocator, the clock."""
-
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    allocator: SequenceAllocator
-    clock: Clock
-    source: str
-    _operators: dict[str, tuple[float, Mapping[Any, Any]]] = field(default_factory=dict)
-
-    def uow(self) -> UnitOfWork:
-        """A new unit of work."""
-        return UnitOfWork(self.sessions, source=self.source, clock=self.clock)
-
-    async def operator(self, session: AsyncSession, ans_registry: str) -> Mapping[Any, Any] | None:
-        """The operator's registration, from this process's short-lived cache or the database."""
-        cached = self._operators.get(ans_registry)
-        now = self.clock.monotonic()
-        if cached is not None and now - cached[0] < OPERATOR_CACHE_SECONDS:
-            return cached[1]
-        row = await repo.get_operator(session, ans_registry)
-        if row is not None:
-            self._operators[ans_registry] = (now, dict(row))
-        return row
-
-    def forget_operator(self, ans_registry: str) -> None:
-        """Drop a cached registration (it just changed)."""
-        self._operators.pop(ans_registry, None)
 
 
 def runtime(request: Request) -> Runtime:
@@ -130,6 +55,32 @@ AnsPath = Annotated[str, Path(pattern=ANS_PATTERN, description="ANS registration
 NumberPath = Annotated[str, Path(pattern=r"^[0-9]{20,30}$", description="Protocol number.")]
 
 router = APIRouter(prefix="/v1")
+
+
+@contextmanager
+def problems(at: str = "body.") -> Iterator[None]:
+    """Turn an operation's refusal into problem+json; ``at`` prefixes the fields it names."""
+    try:
+        yield
+    except ops.InvalidInput as exc:
+        raise _field_problem(at + exc.field, exc.message, exc.kind) from None
+    except ops.NotFound as exc:
+        raise ProblemError(404, "Not Found", str(exc)) from None
+    except ops.Conflict as exc:
+        raise ProblemError(
+            409, exc.title, exc.detail, problem_type(exc.kind), **exc.extra
+        ) from None
+    except ops.InconclusiveAnswer as exc:
+        raise ProblemError(
+            422,
+            "The answer is not conclusive",
+            "; ".join(p.message for p in exc.problems),
+            problem_type("inconclusive-answer"),
+            errors=[
+                {"field": at + p.field, "message": p.message, "type": p.rule_id}
+                for p in exc.problems
+            ],
+        ) from None
 
 
 # ---- operators -------------------------------------------------------------------------
@@ -216,20 +167,28 @@ async def open_protocol(
             )
             if existing is not None:
                 return await _replay(uow.session, existing, fingerprint, response)
-            number, opened_at = await _issue(
-                uow,
-                rt,
-                operator,
-                body.channel,
-                body.direction,
-                body.contact_id,
-                idempotency_key,
-                fingerprint,
-                body.beneficiary,
-            )
-            demand = None
-            if body.demand is not None:
-                demand = await _register_demand(uow, operator, number, body.demand, opened_at)
+            with problems():
+                protocol = await ops.open_protocol(
+                    uow,
+                    rt,
+                    operator,
+                    channel=body.channel,
+                    direction=body.direction,
+                    beneficiary=body.beneficiary,
+                    contact_id=body.contact_id,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                )
+                demand = None
+                if body.demand is not None:
+                    demand = await ops.register_demand(
+                        uow,
+                        operator,
+                        protocol["number"],
+                        body.demand,
+                        protocol["opened_at"],
+                        at="demand.",
+                    )
             await uow.commit()
     except IntegrityError:
         # a concurrent retry with the same key committed first: answer with its protocol
@@ -240,7 +199,12 @@ async def open_protocol(
             if existing is None:
                 raise
             return await _replay(session, existing, fingerprint, response)
-    return ProtocolCreated(protocol_number=number, opened_at=opened_at, demand=demand)
+    zone = protocol["opened_at"].tzinfo
+    return ProtocolCreated(
+        protocol_number=protocol["number"],
+        opened_at=protocol["opened_at"],
+        demand=_demand_out(demand, zone) if demand is not None else None,
+    )
 
 
 @router.get("/protocols", response_model=ProtocolPage, tags=["protocols"])
@@ -334,11 +298,12 @@ async def register_demand(
     """Register a demand on a protocol; its deadline comes from the rulebook."""
     async with rt.uow() as uow:
         protocol = await _visible_protocol(uow.session, number, principal)
-        operator = await _operator_of(rt, uow.session, protocol)
-        now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
-        demand = await _register_demand(uow, operator, number, body, now)
+        operator = await rt.operator_of(uow.session, protocol)
+        now = rt.now_in(operator["timezone"])
+        with problems():
+            demand = await ops.register_demand(uow, operator, number, body, now)
         await uow.commit()
-    return demand
+    return _demand_out(demand, now.tzinfo)
 
 
 @router.post(
@@ -355,63 +320,22 @@ async def answer_demand(
     principal: Annotated[Principal, Depends(require_scopes("protocols:write"))],
 ) -> AnswerOut:
     """Give a demand its conclusive answer; generic or stalling texts are refused (422)."""
-    problems = check_answer(body.outcome, body.text, body.legal_basis)
-    if problems:
-        raise ProblemError(
-            422,
-            "The answer is not conclusive",
-            "; ".join(p.message for p in problems),
-            problem_type("inconclusive-answer"),
-            errors=[
-                {"field": f"body.{p.field}", "message": p.message, "type": p.rule_id}
-                for p in problems
-            ],
-        )
     async with rt.uow() as uow:
-        protocol, demand = await _visible_demand(uow.session, number, demand_id, principal)
-        if demand["status"] != DEMAND_OPEN:
-            raise ProblemError(
-                409,
-                "Already answered",
-                "this demand already has its answer",
-                problem_type("answered"),
-            )
-        zone = time_zone(protocol["timezone"])
-        now = rt.clock.now().astimezone(zone)
-        values = {
-            "id": uuid.uuid4(),
-            "demand_id": demand_id,
-            "protocol_number": number,
-            "outcome": body.outcome,
-            "text": body.text,
-            "legal_basis": body.legal_basis,
-            "answered_at": now,
-            "answered_by": body.answered_by,
-        }
-        await repo.insert_answer(uow.session, values)
-        remaining = await repo.open_demands(uow.session, number)
-        await repo.record_status(
-            uow.session,
-            number,
-            PROTOCOL_OPEN if remaining else PROTOCOL_ANSWERED,
-            "demand answered",
-            now,
-        )
-        uow.publish(
-            DemandAnswered(
-                protocol_number=number,
-                ans_registry=protocol["ans_registry"],
-                demand_id=demand_id,
+        protocol = await _visible_protocol(uow.session, number, principal)
+        with problems():
+            demand = await ops.find_demand(uow.session, number, demand_id)
+            answer = await ops.answer_demand(
+                uow,
+                rt,
+                protocol,
+                demand,
                 outcome=body.outcome,
                 text=body.text,
                 legal_basis=body.legal_basis,
-                answered_at=now,
                 answered_by=body.answered_by,
-                reanalysis_allowed=reanalysis_allowed(body.outcome),
             )
-        )
         await uow.commit()
-    return _answer_out(values, zone)
+    return _answer_out(answer, time_zone(protocol["timezone"]))
 
 
 @router.post(
@@ -429,42 +353,19 @@ async def request_reanalysis(
 ) -> DemandOut:
     """Ask the ouvidoria to re-analyse a denial or partial authorization."""
     async with rt.uow() as uow:
-        protocol, demand = await _visible_demand(uow.session, number, demand_id, principal)
-        answer = await repo.get_answer(uow.session, demand_id)
-        if answer is None or not reanalysis_allowed(answer["outcome"]):
-            raise ProblemError(
-                409,
-                "Re-analysis not allowed",
-                "only a denial or a partial authorization can be re-analysed",
-                problem_type("reanalysis-not-allowed"),
+        protocol = await _visible_protocol(uow.session, number, principal)
+        with problems():
+            demand = await ops.find_demand(uow.session, number, demand_id)
+            created = await ops.request_reanalysis(
+                uow,
+                rt,
+                protocol,
+                demand,
+                requested_at=body.requested_at,
+                description=body.description,
             )
-        operator = await _operator_of(rt, uow.session, protocol)
-        now = rt.clock.now().astimezone(time_zone(operator["timezone"]))
-        request = DemandIn(
-            demand_type="reanalysis",
-            category=demand["category"],
-            description=body.description,
-            requested_at=body.requested_at,
-        )
-        created = await _register_demand(
-            uow, operator, number, request, now, reanalysis_of=demand_id
-        )
-        uow.publish(
-            DemandReanalysisRequested(
-                protocol_number=number,
-                ans_registry=protocol["ans_registry"],
-                demand_id=demand_id,
-                reanalysis_demand_id=created.id,
-                requested_at=created.requested_at,
-                registered_at=created.registered_at,
-                due_at=created.due_at,
-                deadline_rule_id=created.deadline_rule_id,
-                deadline_legal_basis=created.deadline_legal_basis,
-            )
-        )
-        await repo.record_status(uow.session, number, PROTOCOL_OPEN, "re-analysis requested", now)
         await uow.commit()
-    return created
+    return _demand_out(created, time_zone(protocol["timezone"]))
 
 
 @router.post(
@@ -482,37 +383,10 @@ async def record_interaction(
     """Add a transcript, message, note or recording reference to the attendance."""
     async with rt.uow() as uow:
         protocol = await _visible_protocol(uow.session, number, principal)
-        zone = time_zone(protocol["timezone"])
-        now = rt.clock.now().astimezone(zone)
-        occurred_at = (body.occurred_at or now).astimezone(zone)
-        if occurred_at > now + MAX_CLOCK_SKEW:
-            raise _field_problem("body.occurred_at", "is in the future", "future_instant")
-        values = {
-            "id": uuid.uuid4(),
-            "protocol_number": number,
-            "kind": body.kind,
-            "occurred_at": occurred_at,
-            "author": body.author,
-            "content": body.content,
-            "recording_uri": body.recording_uri,
-            "duration_seconds": body.duration_seconds,
-        }
-        await repo.insert_interaction(uow.session, values)
-        uow.publish(
-            InteractionRecorded(
-                protocol_number=number,
-                ans_registry=protocol["ans_registry"],
-                interaction_id=values["id"],
-                kind=body.kind,
-                occurred_at=occurred_at,
-                author=body.author,
-                content=body.content,
-                recording_uri=body.recording_uri,
-                duration_seconds=body.duration_seconds,
-            )
-        )
+        with problems():
+            interaction = await ops.record_interaction(uow, rt, protocol, body)
         await uow.commit()
-    return _interaction_out(values, zone)
+    return _interaction_out(interaction, time_zone(protocol["timezone"]))
 
 
 @router.post("/complaints", status_code=201, response_model=ComplaintOut, tags=["complaints"])
@@ -528,198 +402,46 @@ async def register_complaint(
         operator = await rt.operator(uow.session, body.operator)
         if operator is None:
             raise _unknown_operator()
-        zone = time_zone(operator["timezone"])
-        now = rt.clock.now().astimezone(zone)
-        if body.protocol_number is not None:
-            protocol = await _visible_protocol(uow.session, body.protocol_number, principal)
-            if protocol["ans_registry"] != body.operator:
-                raise _field_problem(
-                    "body.protocol_number", "belongs to another operator", "wrong_operator"
+        with problems():
+            if body.protocol_number is not None:
+                protocol = await _visible_protocol(uow.session, body.protocol_number, principal)
+                if protocol["ans_registry"] != body.operator:
+                    raise ops.InvalidInput(
+                        "protocol_number", "belongs to another operator", "wrong_operator"
+                    )
+            else:
+                assert body.beneficiary is not None  # checked by ComplaintIn
+                protocol = await ops.open_protocol(
+                    uow,
+                    rt,
+                    operator,
+                    channel=body.channel,
+                    direction="inbound",
+                    beneficiary=body.beneficiary,
                 )
-            number = body.protocol_number
-        else:
-            assert body.beneficiary is not None  # checked by ComplaintIn
-            number, _ = await _issue(
-                uow, rt, operator, body.channel, "inbound", None, None, None, body.beneficiary
+            complaint = await ops.register_complaint(
+                uow,
+                rt,
+                protocol,
+                ops.ComplaintFacts(
+                    source=body.source,
+                    classification=body.classification,
+                    external_reference=body.external_reference,
+                    received_at=body.received_at,
+                    demand_id=body.demand_id,
+                ),
             )
-        if (
-            body.demand_id is not None
-            and await repo.get_demand(uow.session, number, body.demand_id) is None
-        ):
-            raise _field_problem(
-                "body.demand_id", "is not a demand of this protocol", "unknown_demand"
-            )
-        received_at = (body.received_at or now).astimezone(zone)
-        values = {
-            "id": uuid.uuid4(),
-            "protocol_number": number,
-            "ans_registry": body.operator,
-            "source": body.source,
-            "classification": body.classification,
-            "external_reference": body.external_reference,
-            "received_at": received_at,
-            "registered_at": now,
-            "demand_id": body.demand_id,
-        }
-        await repo.insert_complaint(uow.session, values)
-        uow.publish(
-            ComplaintRegistered(
-                protocol_number=number,
-                ans_registry=body.operator,
-                complaint_id=values["id"],
-                source=body.source,
-                classification=body.classification,
-                external_reference=body.external_reference,
-                received_at=received_at,
-                registered_at=now,
-                demand_id=body.demand_id,
-            )
-        )
         await uow.commit()
     return ComplaintOut(
-        id=values["id"],
-        protocol_number=number,
+        id=complaint["id"],
+        protocol_number=protocol["number"],
         source=body.source,
-        received_at=received_at,
-        registered_at=now,
+        received_at=complaint["received_at"],
+        registered_at=complaint["registered_at"],
     )
 
 
 # ---- helpers -----------------------------------------------------------------------------
-
-
-async def _issue(
-    uow: UnitOfWork,
-    rt: Runtime,
-    operator: Mapping[Any, Any],
-    channel: str,
-    direction: str,
-    contact_id: str | None,
-    idempotency_key: str | None,
-    fingerprint: str | None,
-    beneficiary_in: BeneficiaryIn,
-) -> tuple[str, datetime]:
-    """Issue a protocol number and record the protocol; publishes ``protocol.opened``."""
-    layout = get_layout(operator["protocol_layout"])
-    opened_at = rt.clock.now().astimezone(time_zone(operator["timezone"]))
-    ans_registry = operator["ans_registry"]
-    number = layout.format(
-        ans_registry, opened_at.date(), await _next_sequence(rt, ans_registry, opened_at, layout)
-    )
-    beneficiary = beneficiary_in.model_dump(mode="json")
-    await repo.insert_protocol(
-        uow.session,
-        {
-            "number": number,
-            "ans_registry": ans_registry,
-            "layout_id": layout.id,
-            "channel": channel,
-            "direction": direction,
-            "opened_at": opened_at,
-            "timezone": operator["timezone"],
-            "status": PROTOCOL_OPEN,
-            "contact_id": contact_id,
-            "idempotency_key": idempotency_key,
-            "request_fingerprint": fingerprint,
-            "beneficiary": beneficiary,
-            "beneficiary_cpf": beneficiary_in.cpf,
-        },
-    )
-    uow.publish(
-        ProtocolOpened(
-            protocol_number=number,
-            ans_registry=ans_registry,
-            layout_id=layout.id,
-            channel=channel,
-            direction=direction,
-            opened_at=opened_at,
-            timezone=operator["timezone"],
-            contact_id=contact_id,
-            beneficiary=beneficiary,
-        )
-    )
-    PROTOCOLS_OPENED.labels(ans_registry, channel).inc()
-    return number, opened_at
-
-
-async def _next_sequence(
-    rt: Runtime, ans_registry: str, opened_at: datetime, layout: ProtocolLayout
-) -> int:
-    """The next sequence number of the operator's local day (409 when the day is full)."""
-    try:
-        return await rt.allocator.next(ans_registry, opened_at.date(), layout)
-    except SequenceExhausted as exc:
-        raise ProblemError(
-            409,
-            "Daily protocol capacity exhausted",
-            str(exc),
-            problem_type("sequence-exhausted"),
-            layout=exc.layout_id,
-            daily_capacity=exc.daily_capacity,
-            suggested_layout=exc.suggested_layout_id,
-        ) from None
-
-
-async def _register_demand(
-    uow: UnitOfWork,
-    operator: Mapping[Any, Any],
-    number: str,
-    body: DemandIn,
-    now: datetime,
-    *,
-    reanalysis_of: uuid.UUID | None = None,
-) -> DemandOut:
-    requested_at = (body.requested_at or now).astimezone(now.tzinfo)
-    if requested_at > now + MAX_CLOCK_SKEW:
-        raise _field_problem("body.demand.requested_at", "is in the future", "future_instant")
-    try:
-        deadline = deadline_for(
-            body.demand_type, body.category, requested_at, calendar_for(calendar_spec(operator))
-        )
-    except NoDeadlineRuleError as exc:
-        raise _field_problem("body.demand.demand_type", str(exc), "no_deadline_rule") from None
-    values = {
-        "id": uuid.uuid4(),
-        "protocol_number": number,
-        "ans_registry": operator["ans_registry"],
-        "demand_type": body.demand_type,
-        "category": body.category,
-        "description": body.description,
-        "status": DEMAND_OPEN,
-        "requested_at": requested_at,
-        "registered_at": now,
-        "due_at": deadline.due_at,
-        "immediate": deadline.immediate,
-        "deadline_rule_id": deadline.rule_id,
-        "deadline_legal_basis": deadline.legal_basis,
-        "deadline_unit": str(deadline.unit),
-        "deadline_amount": deadline.amount,
-        "ruleset_id": deadline.ruleset_id,
-        "reanalysis_of": reanalysis_of,
-    }
-    await repo.insert_demand(uow.session, values)
-    uow.publish(
-        DemandRegistered(
-            protocol_number=number,
-            ans_registry=operator["ans_registry"],
-            demand_id=values["id"],
-            demand_type=body.demand_type,
-            category=body.category,
-            description=body.description,
-            requested_at=requested_at,
-            registered_at=now,
-            due_at=deadline.due_at,
-            immediate=deadline.immediate,
-            deadline_rule_id=deadline.rule_id,
-            deadline_legal_basis=deadline.legal_basis,
-            deadline_unit=str(deadline.unit),
-            deadline_amount=deadline.amount,
-            ruleset_id=deadline.ruleset_id,
-            reanalysis_of=reanalysis_of,
-        )
-    )
-    DEMANDS_REGISTERED.labels(operator["ans_registry"], body.demand_type).inc()
-    return _demand_out(values, now.tzinfo)
 
 
 async def _replay(
@@ -751,26 +473,6 @@ async def _visible_protocol(
     if protocol is None or not principal.can_act_for(protocol["ans_registry"]):
         raise ProblemError(404, "Not Found", "no such protocol")
     return protocol
-
-
-async def _visible_demand(
-    session: AsyncSession, number: str, demand_id: uuid.UUID, principal: Principal
-) -> tuple[Mapping[Any, Any], Mapping[Any, Any]]:
-    """The protocol and one of its demands (locked), if the caller may see them; else 404."""
-    protocol = await _visible_protocol(session, number, principal)
-    demand = await repo.get_demand(session, number, demand_id)
-    if demand is None:
-        raise ProblemError(404, "Not Found", "no such demand on this protocol")
-    return protocol, demand
-
-
-async def _operator_of(
-    rt: Runtime, session: AsyncSession, protocol: Mapping[Any, Any]
-) -> Mapping[Any, Any]:
-    """The registration of a protocol's operator (protocols always reference one)."""
-    operator = await rt.operator(session, protocol["ans_registry"])
-    assert operator is not None
-    return operator
 
 
 def _demand_out(row: Mapping[Any, Any], zone: Any) -> DemandOut:

@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from protocol_svc.api import Runtime, router
+from protocol_svc.api import router
 from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.operations import Runtime
 from protocol_svc.settings import ProtocolSettings
 from rn623_events.clock import Clock
 from rn623_events.db import create_engine, session_factory

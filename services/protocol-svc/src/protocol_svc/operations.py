@@ -1,0 +1,472 @@
+"""What protocol-svc does, whoever asks: the HTTP API and the contact-center consumer.
+
+Each operation runs inside the caller's unit of work, records its rows and publishes its
+events through the outbox; it never commits. Input the operation cannot accept is
+reported as an :class:`OperationError` naming the field relative to the request
+(``demand.requested_at``); the API turns it into problem+json, the consumer into a
+dead letter.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from protocol_svc import repository as repo
+from protocol_svc.answers import AnswerProblem, check_answer, reanalysis_allowed
+from protocol_svc.domain import DEMAND_OPEN, PROTOCOL_ANSWERED, PROTOCOL_OPEN, calendar_spec
+from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.schemas import BeneficiaryIn, DemandIn, InteractionIn
+from rn623_events.clock import Clock
+from rn623_events.contracts.protocols import (
+    ComplaintRegistered,
+    DemandAnswered,
+    DemandReanalysisRequested,
+    DemandRegistered,
+    InteractionRecorded,
+    ProtocolOpened,
+)
+from rn623_events.db import UnitOfWork
+from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
+from rn623_rulebook.protocol_numbers import SequenceExhausted
+
+PROTOCOLS_OPENED = Counter(
+    "protocols_opened_total", "Protocol numbers issued", ["operator", "channel"]
+)
+DEMANDS_REGISTERED = Counter(
+    "demands_registered_total", "Demands registered", ["operator", "demand_type"]
+)
+
+# A demand may be registered with the moment the beneficiary asked; a little clock skew
+# between the contact center and us is tolerated, a request from the future is not.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+# Operator registrations change rarely and are read by every issuance: each process
+# keeps them this long (a PUT through this process refreshes its copy at once).
+OPERATOR_CACHE_SECONDS = 10.0
+
+Row = Mapping[Any, Any]
+
+
+class OperationError(Exception):
+    """An operation refused its input; the message never quotes submitted values."""
+
+
+class InvalidInput(OperationError):
+    """A field of the request cannot be accepted."""
+
+    def __init__(self, field: str, message: str, kind: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.kind = kind
+
+
+class NotFound(OperationError):
+    """The protocol or demand named does not exist (or is not the caller's to see)."""
+
+
+class Conflict(OperationError):
+    """The request is well-formed but the record's state forbids it."""
+
+    def __init__(self, kind: str, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+class InconclusiveAnswer(OperationError):
+    """The answer's text is generic or stalling, or a denial lacks its basis."""
+
+    def __init__(self, problems: list[AnswerProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+@functools.cache
+def time_zone(name: str) -> ZoneInfo:
+    """The time zone called ``name`` (ZoneInfo's own cache is weak and reloads often)."""
+    return ZoneInfo(name)
+
+
+@dataclass
+class Runtime:
+    """What operations need: the database, the sequence allocator, the clock."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    allocator: SequenceAllocator
+    clock: Clock
+    source: str
+    _operators: dict[str, tuple[float, Row]] = field(default_factory=dict)
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work."""
+        return UnitOfWork(self.sessions, source=self.source, clock=self.clock)
+
+    def now_in(self, zone_name: str) -> datetime:
+        """The current instant in the named time zone."""
+        return self.clock.now().astimezone(time_zone(zone_name))
+
+    async def operator(self, session: AsyncSession, ans_registry: str) -> Row | None:
+        """The operator's registration, from this process's short-lived cache or the database."""
+        cached = self._operators.get(ans_registry)
+        now = self.clock.monotonic()
+        if cached is not None and now - cached[0] < OPERATOR_CACHE_SECONDS:
+            return cached[1]
+        row = await repo.get_operator(session, ans_registry)
+        if row is not None:
+            self._operators[ans_registry] = (now, dict(row))
+        return row
+
+    async def operator_of(self, session: AsyncSession, protocol: Row) -> Row:
+        """The registration of a protocol's operator (protocols always reference one)."""
+        operator = await self.operator(session, protocol["ans_registry"])
+        assert operator is not None
+        return operator
+
+    def forget_operator(self, ans_registry: str) -> None:
+        """Drop a cached registration (it just changed)."""
+        self._operators.pop(ans_registry, None)
+
+
+async def open_protocol(
+    uow: UnitOfWork,
+    rt: Runtime,
+    operator: Row,
+    *,
+    channel: str,
+    direction: str,
+    beneficiary: BeneficiaryIn,
+    contact_id: str | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Row:
+    """Issue a protocol number and record the protocol; publishes ``protocol.opened``."""
+    layout = get_layout(operator["protocol_layout"])
+    opened_at = rt.now_in(operator["timezone"])
+    ans_registry = operator["ans_registry"]
+    try:
+        sequence = await rt.allocator.next(ans_registry, opened_at.date(), layout)
+    except SequenceExhausted as exc:
+        raise Conflict(
+            "sequence-exhausted",
+            "Daily protocol capacity exhausted",
+            str(exc),
+            layout=exc.layout_id,
+            daily_capacity=exc.daily_capacity,
+            suggested_layout=exc.suggested_layout_id,
+        ) from None
+    number = layout.format(ans_registry, opened_at.date(), sequence)
+    beneficiary_data = beneficiary.model_dump(mode="json")
+    values = {
+        "number": number,
+        "ans_registry": ans_registry,
+        "layout_id": layout.id,
+        "channel": channel,
+        "direction": direction,
+        "opened_at": opened_at,
+        "timezone": operator["timezone"],
+        "status": PROTOCOL_OPEN,
+        "contact_id": contact_id,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+        "beneficiary": beneficiary_data,
+        "beneficiary_cpf": beneficiary.cpf,
+    }
+    await repo.insert_protocol(uow.session, values)
+    uow.publish(
+        ProtocolOpened(
+            protocol_number=number,
+            ans_registry=ans_registry,
+            layout_id=layout.id,
+            channel=channel,
+            direction=direction,
+            opened_at=opened_at,
+            timezone=operator["timezone"],
+            contact_id=contact_id,
+            beneficiary=beneficiary_data,
+        )
+    )
+    PROTOCOLS_OPENED.labels(ans_registry, channel).inc()
+    return values
+
+
+async def register_demand(
+    uow: UnitOfWork,
+    operator: Row,
+    number: str,
+    demand: DemandIn,
+    now: datetime,
+    *,
+    at: str = "",
+    reanalysis_of: uuid.UUID | None = None,
+) -> Row:
+    """Register a demand with its deadline from the rulebook; publishes ``demand.registered``.
+
+    ``at`` is where the demand sits in the request (``demand.``), for error fields.
+    """
+    requested_at = (demand.requested_at or now).astimezone(now.tzinfo)
+    if requested_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput(f"{at}requested_at", "is in the future", "future_instant")
+    try:
+        deadline = deadline_for(
+            demand.demand_type,
+            demand.category,
+            requested_at,
+            calendar_for(calendar_spec(operator)),
+        )
+    except NoDeadlineRuleError as exc:
+        raise InvalidInput(f"{at}demand_type", str(exc), "no_deadline_rule") from None
+    values = {
+        "id": uuid.uuid4(),
+        "protocol_number": number,
+        "ans_registry": operator["ans_registry"],
+        "demand_type": demand.demand_type,
+        "category": demand.category,
+        "description": demand.description,
+        "status": DEMAND_OPEN,
+        "requested_at": requested_at,
+        "registered_at": now,
+        "due_at": deadline.due_at,
+        "immediate": deadline.immediate,
+        "deadline_rule_id": deadline.rule_id,
+        "deadline_legal_basis": deadline.legal_basis,
+        "deadline_unit": str(deadline.unit),
+        "deadline_amount": deadline.amount,
+        "ruleset_id": deadline.ruleset_id,
+        "reanalysis_of": reanalysis_of,
+    }
+    await repo.insert_demand(uow.session, values)
+    uow.publish(
+        DemandRegistered(
+            protocol_number=number,
+            ans_registry=operator["ans_registry"],
+            demand_id=values["id"],
+            demand_type=demand.demand_type,
+            category=demand.category,
+            description=demand.description,
+            requested_at=requested_at,
+            registered_at=now,
+            due_at=deadline.due_at,
+            immediate=deadline.immediate,
+            deadline_rule_id=deadline.rule_id,
+            deadline_legal_basis=deadline.legal_basis,
+            deadline_unit=str(deadline.unit),
+            deadline_amount=deadline.amount,
+            ruleset_id=deadline.ruleset_id,
+            reanalysis_of=reanalysis_of,
+        )
+    )
+    DEMANDS_REGISTERED.labels(operator["ans_registry"], demand.demand_type).inc()
+    return values
+
+
+async def find_demand(session: AsyncSession, number: str, demand_id: uuid.UUID) -> Row:
+    """One demand of a protocol, locked until the transaction ends; NotFound otherwise."""
+    demand = await repo.get_demand(session, number, demand_id)
+    if demand is None:
+        raise NotFound("no such demand on this protocol")
+    return demand
+
+
+async def answer_demand(
+    uow: UnitOfWork,
+    rt: Runtime,
+    protocol: Row,
+    demand: Row,
+    *,
+    outcome: str,
+    text: str,
+    legal_basis: str | None,
+    answered_by: str | None,
+) -> Row:
+    """Record a demand's conclusive answer; publishes ``demand.answered``.
+
+    Generic or stalling texts and denials without a basis are refused
+    (:class:`InconclusiveAnswer`); a demand is answered once (:class:`Conflict`).
+    """
+    problems = check_answer(outcome, text, legal_basis)
+    if problems:
+        raise InconclusiveAnswer(problems)
+    if demand["status"] != DEMAND_OPEN:
+        raise Conflict("answered", "Already answered", "this demand already has its answer")
+    number = protocol["number"]
+    now = rt.now_in(protocol["timezone"])
+    values = {
+        "id": uuid.uuid4(),
+        "demand_id": demand["id"],
+        "protocol_number": number,
+        "outcome": outcome,
+        "text": text,
+        "legal_basis": legal_basis,
+        "answered_at": now,
+        "answered_by": answered_by,
+    }
+    await repo.insert_answer(uow.session, values)
+    remaining = await repo.open_demands(uow.session, number)
+    await repo.record_status(
+        uow.session,
+        number,
+        PROTOCOL_OPEN if remaining else PROTOCOL_ANSWERED,
+        "demand answered",
+        now,
+    )
+    uow.publish(
+        DemandAnswered(
+            protocol_number=number,
+            ans_registry=protocol["ans_registry"],
+            demand_id=demand["id"],
+            outcome=outcome,
+            text=text,
+            legal_basis=legal_basis,
+            answered_at=now,
+            answered_by=answered_by,
+            reanalysis_allowed=reanalysis_allowed(outcome),
+        )
+    )
+    return values
+
+
+async def request_reanalysis(
+    uow: UnitOfWork,
+    rt: Runtime,
+    protocol: Row,
+    demand: Row,
+    *,
+    requested_at: datetime | None,
+    description: str | None,
+) -> Row:
+    """Open a re-analysis of a denial or partial authorization as a new demand; publishes
+    ``demand.registered`` and ``demand.reanalysis_requested``."""
+    answer = await repo.get_answer(uow.session, demand["id"])
+    if answer is None or not reanalysis_allowed(answer["outcome"]):
+        raise Conflict(
+            "reanalysis-not-allowed",
+            "Re-analysis not allowed",
+            "only a denial or a partial authorization can be re-analysed",
+        )
+    operator = await rt.operator_of(uow.session, protocol)
+    now = rt.now_in(operator["timezone"])
+    number = protocol["number"]
+    request = DemandIn(
+        demand_type="reanalysis",
+        category=demand["category"],
+        description=description,
+        requested_at=requested_at,
+    )
+    created = await register_demand(uow, operator, number, request, now, reanalysis_of=demand["id"])
+    uow.publish(
+        DemandReanalysisRequested(
+            protocol_number=number,
+            ans_registry=protocol["ans_registry"],
+            demand_id=demand["id"],
+            reanalysis_demand_id=created["id"],
+            requested_at=created["requested_at"],
+            registered_at=created["registered_at"],
+            due_at=created["due_at"],
+            deadline_rule_id=created["deadline_rule_id"],
+            deadline_legal_basis=created["deadline_legal_basis"],
+        )
+    )
+    await repo.record_status(uow.session, number, PROTOCOL_OPEN, "re-analysis requested", now)
+    return created
+
+
+async def record_interaction(
+    uow: UnitOfWork, rt: Runtime, protocol: Row, interaction: InteractionIn
+) -> Row:
+    """Add a transcript, message, note or recording reference to the attendance; publishes
+    ``interaction.recorded``."""
+    now = rt.now_in(protocol["timezone"])
+    occurred_at = (interaction.occurred_at or now).astimezone(now.tzinfo)
+    if occurred_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("occurred_at", "is in the future", "future_instant")
+    values = {
+        "id": uuid.uuid4(),
+        "protocol_number": protocol["number"],
+        "kind": interaction.kind,
+        "occurred_at": occurred_at,
+        "author": interaction.author,
+        "content": interaction.content,
+        "recording_uri": interaction.recording_uri,
+        "duration_seconds": interaction.duration_seconds,
+    }
+    await repo.insert_interaction(uow.session, values)
+    uow.publish(
+        InteractionRecorded(
+            protocol_number=protocol["number"],
+            ans_registry=protocol["ans_registry"],
+            interaction_id=values["id"],
+            kind=interaction.kind,
+            occurred_at=occurred_at,
+            author=interaction.author,
+            content=interaction.content,
+            recording_uri=interaction.recording_uri,
+            duration_seconds=interaction.duration_seconds,
+        )
+    )
+    return values
+
+
+@dataclass(frozen=True)
+class ComplaintFacts:
+    """A complaint as received, whoever reported it."""
+
+    source: str
+    classification: str | None
+    external_reference: str | None
+    received_at: datetime | None
+    demand_id: uuid.UUID | None = None
+
+
+async def register_complaint(
+    uow: UnitOfWork, rt: Runtime, protocol: Row, complaint: ComplaintFacts
+) -> Row:
+    """Register a complaint on a protocol; publishes ``complaint.registered``."""
+    number = protocol["number"]
+    if (
+        complaint.demand_id is not None
+        and await repo.get_demand(uow.session, number, complaint.demand_id) is None
+    ):
+        raise InvalidInput("demand_id", "is not a demand of this protocol", "unknown_demand")
+    now = rt.now_in(protocol["timezone"])
+    received_at = (complaint.received_at or now).astimezone(now.tzinfo)
+    if received_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("received_at", "is in the future", "future_instant")
+    values = {
+        "id": uuid.uuid4(),
+        "protocol_number": number,
+        "ans_registry": protocol["ans_registry"],
+        "source": complaint.source,
+        "classification": complaint.classification,
+        "external_reference": complaint.external_reference,
+        "received_at": received_at,
+        "registered_at": now,
+        "demand_id": complaint.demand_id,
+    }
+    await repo.insert_complaint(uow.session, values)
+    uow.publish(
+        ComplaintRegistered(
+            protocol_number=number,
+            ans_registry=protocol["ans_registry"],
+            complaint_id=values["id"],
+            source=complaint.source,
+            classification=complaint.classification,
+            external_reference=complaint.external_reference,
+            received_at=received_at,
+            registered_at=now,
+            demand_id=complaint.demand_id,
+        )
+    )
+    return values
