@@ -290,11 +290,13 @@ async def answer_demand(
     text: str,
     legal_basis: str | None,
     answered_by: str | None,
+    answered_at: datetime | None = None,
 ) -> Row:
     """Record a demand's conclusive answer; publishes ``demand.answered``.
 
     Generic or stalling texts and denials without a basis are refused
     (:class:`InconclusiveAnswer`); a demand is answered once (:class:`Conflict`).
+    ``answered_at`` is when the agent answered (default: now), never in the future.
     """
     problems = check_answer(outcome, text, legal_basis)
     if problems:
@@ -303,6 +305,9 @@ async def answer_demand(
         raise Conflict("answered", "Already answered", "this demand already has its answer")
     number = protocol["number"]
     now = rt.now_in(protocol["timezone"])
+    when = (answered_at or now).astimezone(now.tzinfo)
+    if when > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("answered_at", "is in the future", "future_instant")
     values = {
         "id": uuid.uuid4(),
         "demand_id": demand["id"],
@@ -310,7 +315,7 @@ async def answer_demand(
         "outcome": outcome,
         "text": text,
         "legal_basis": legal_basis,
-        "answered_at": now,
+        "answered_at": when,
         "answered_by": answered_by,
     }
     await repo.insert_answer(uow.session, values)
@@ -320,7 +325,7 @@ async def answer_demand(
         number,
         PROTOCOL_OPEN if remaining else PROTOCOL_ANSWERED,
         "demand answered",
-        now,
+        when,
     )
     uow.publish(
         DemandAnswered(
@@ -330,7 +335,7 @@ async def answer_demand(
             outcome=outcome,
             text=text,
             legal_basis=legal_basis,
-            answered_at=now,
+            answered_at=when,
             answered_by=answered_by,
             reanalysis_allowed=reanalysis_allowed(outcome),
         )

@@ -1,0 +1,426 @@
+"""Kafka ingestion of ``contact-center.inbound`` against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from protocol_svc import repository as repo
+from protocol_svc.consumers import inbound_consumer
+from protocol_svc.numbering import SequenceAllocator
+from protocol_svc.operations import Runtime
+from protocol_svc.schemas import OperatorIn
+from protocol_svc_testdata import OPERATOR_BODY
+from rn623_events.clock import ManualClock
+from rn623_events.consumer import ConsumerConfig
+from rn623_events.contracts import inbound
+from rn623_events.db import create_engine, session_factory
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import Envelope, make_envelope
+from rn623_events.registry import Event
+from rn623_events.settings import KafkaSettings
+from rn623_events.topics import dlq_topic, ensure_topics, topic
+
+pytestmark = pytest.mark.integration
+
+DLQ = dlq_topic("protocol-svc")
+CPF = "529.982.247-25"
+BAD_CPF = "529.982.247-26"
+PHONE = "(11) 91234-5678"
+NAME = "Joana Pereira"
+EMAIL = "joana.pereira@example.com"
+
+
+@dataclass
+class Ingestion:
+    """A running inbound consumer over a fresh database, with one registered operator."""
+
+    rt: Runtime
+    kafka: KafkaSettings
+    operator: str
+    suffix: str
+    producer: AIOKafkaProducer
+
+    def contact(self, n: int) -> str:
+        """A contact id unique to this test."""
+        return f"cc-{self.suffix}-{n}"
+
+    async def send(self, event: Event, *, event_id: uuid.UUID | None = None) -> Envelope:
+        """Publish ``event`` as a contact-center platform would."""
+        envelope = make_envelope(
+            event, source="cc-platform", time=datetime.now(UTC), event_id=event_id
+        )
+        await self.send_envelope(envelope)
+        return envelope
+
+    async def send_envelope(self, envelope: Envelope, value: bytes | None = None) -> None:
+        """Publish an envelope, optionally with a tampered body."""
+        await self.producer.send_and_wait(
+            inbound.TOPIC,
+            key=envelope.key,
+            value=envelope.value() if value is None else value,
+            headers=envelope.headers(),
+        )
+
+    async def protocols(self, contact_id: str) -> list[Any]:
+        """Protocols issued for a contact."""
+        async with self.rt.sessions() as session:
+            rows = await session.execute(
+                sa.text("SELECT * FROM protocols WHERE contact_id = :c"), {"c": contact_id}
+            )
+            return list(rows.mappings())
+
+    async def count(self, sql: str, **params: Any) -> int:
+        """A scalar count from the service's database."""
+        async with self.rt.sessions() as session:
+            return int(await session.scalar(sa.text(sql), params) or 0)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def ingestion(
+    migrated_database: str, kafka_bootstrap_servers: str, clock: ManualClock, unique_suffix: str
+) -> AsyncIterator[Ingestion]:
+    """protocol-svc's inbound consumer and outbox over a fresh database and the test broker."""
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap_servers)
+    await ensure_topics(kafka, [topic(inbound.TOPIC), topic(DLQ)])
+    engine = create_engine(migrated_database, pool_size=4)
+    sequences = create_engine(migrated_database, pool_size=2)
+    rt = Runtime(
+        engine=engine,
+        sessions=session_factory(engine),
+        allocator=SequenceAllocator(sequences, 5),
+        clock=clock,
+        source="protocol-svc",
+    )
+    # A fresh operator per test: records other tests left on the shared topic name an
+    # operator this database does not know and are dead-lettered, not applied.
+    operator = f"{secrets.randbelow(900_000) + 100_000}"
+    async with rt.uow() as uow:
+        await repo.save_operator(
+            uow.session,
+            {
+                **OperatorIn.model_validate(OPERATOR_BODY).model_dump(mode="json"),
+                "ans_registry": operator,
+                "revision": 1,
+                "updated_at": clock.now(),
+            },
+            exists=False,
+        )
+        await uow.commit()
+    dead_letters = DeadLetterPublisher(kafka, DLQ)
+    consumer = inbound_consumer(
+        rt,
+        kafka,
+        dead_letters,
+        name=f"protocol-svc.inbound.{unique_suffix}",
+        config=ConsumerConfig(session_timeout_ms=2000, heartbeat_interval_ms=500),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap_servers)
+    await producer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield Ingestion(rt, kafka, operator, unique_suffix, producer)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await producer.stop()
+        await dead_letters.close()
+        await engine.dispose()
+        await sequences.dispose()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], max_seconds: float = 60) -> None:
+    """Wait until ``check`` holds."""
+    deadline = time.monotonic() + max_seconds
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def dead_letters_for(
+    bootstrap: str, keys: set[str], expected: int, max_seconds: float = 60
+) -> dict[str, dict[str, str]]:
+    """The dead letters whose key is one of ``keys``: key → dlq headers."""
+    reader = AIOKafkaConsumer(
+        DLQ, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await reader.start()
+    found: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + max_seconds
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            batches = await reader.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    key = (record.key or b"").decode()
+                    if key in keys:
+                        found[key] = {k: v.decode() for k, v in record.headers}
+    finally:
+        await reader.stop()
+    return found
+
+
+def contact_opened(ing: Ingestion, n: int, **changes: Any) -> inbound.ContactOpened:
+    """A valid ``contact.opened`` with masked contact data and a first demand."""
+    data: dict[str, Any] = {
+        "ans_registry": ing.operator,
+        "contact_id": ing.contact(n),
+        "channel": "whatsapp",
+        "direction": "inbound",
+        "occurred_at": ing.rt.clock.now() - timedelta(seconds=30),
+        "beneficiary": {"cpf": CPF, "name": NAME, "phone": PHONE, "email": EMAIL},
+        "demand": {"demand_type": "assistance", "description": "Consulta com cardiologista"},
+    }
+    data.update(changes)
+    return inbound.ContactOpened.model_validate(data)
+
+
+async def test_a_contact_opened_on_kafka_gets_its_protocol_once(ingestion: Ingestion) -> None:
+    opened = contact_opened(ingestion, 1)
+    envelope = await ingestion.send(opened)
+    await ingestion.send(opened, event_id=envelope.id)  # the same event redelivered
+    await ingestion.send(opened)  # the same contact published again under a new id
+
+    await eventually(lambda: has_protocol(ingestion, 1))
+    # a later contact on the same partition proves the three copies were all handled
+    await ingestion.send(contact_opened(ingestion, 2))
+
+    await eventually(lambda: has_protocol(ingestion, 2))
+    [protocol] = await ingestion.protocols(ingestion.contact(1))
+    assert protocol["ans_registry"] == ingestion.operator
+    assert protocol["channel"] == "whatsapp"
+    assert protocol["beneficiary_cpf"] == "52998224725"
+    assert protocol["beneficiary"]["phone"] == "+5511912345678"
+    number = protocol["number"]
+    demands = await ingestion.count(
+        "SELECT count(*) FROM demands WHERE protocol_number = :n", n=number
+    )
+    assert demands == 1
+    async with ingestion.rt.sessions() as session:
+        requested_at = await session.scalar(
+            sa.text("SELECT requested_at FROM demands WHERE protocol_number = :n"), {"n": number}
+        )
+        events = Counter(
+            (
+                await session.execute(
+                    sa.text("SELECT event_type FROM outbox WHERE key = :n"), {"n": number}
+                )
+            ).scalars()
+        )
+    assert requested_at == opened.occurred_at  # the demand dates from the contact
+    assert events == Counter({"protocol.opened": 1, "demand.registered": 1})
+
+
+async def test_interactions_answers_and_complaints_arrive_on_kafka(
+    ingestion: Ingestion,
+) -> None:
+    await ingestion.send(contact_opened(ingestion, 1))
+
+    await eventually(lambda: has_protocol(ingestion, 1))
+    [protocol] = await ingestion.protocols(ingestion.contact(1))
+    number = protocol["number"]
+    async with ingestion.rt.sessions() as session:
+        demand_id = await session.scalar(
+            sa.text("SELECT id FROM demands WHERE protocol_number = :n"), {"n": number}
+        )
+    now = ingestion.rt.clock.now()
+    common = {"ans_registry": ingestion.operator, "contact_id": ingestion.contact(1)}
+    await ingestion.send(
+        inbound.InboundInteractionRecorded(
+            **common,
+            kind="recording",
+            occurred_at=now - timedelta(seconds=20),
+            recording_uri="s3://recordings/call-1.ogg",
+            duration_seconds=312,
+        )
+    )
+    await ingestion.send(
+        inbound.InboundDemandAnswered(
+            **common,
+            demand_ref={"protocol_number": number, "demand_id": demand_id},
+            outcome="authorized",
+            text="Consulta autorizada; a guia foi enviada ao seu e-mail.",
+            answered_at=now - timedelta(seconds=10),
+            answered_by="agent-7",
+        )
+    )
+    await ingestion.send(
+        inbound.ComplaintReceived(
+            **common, source="nip", external_reference="NIP-2025-1", received_at=now
+        )
+    )
+
+    async def all_recorded() -> bool:
+        complaints = await ingestion.count(
+            "SELECT count(*) FROM complaints WHERE protocol_number = :n", n=number
+        )
+        return complaints == 1
+
+    await eventually(all_recorded)
+    assert (
+        await ingestion.count(
+            "SELECT count(*) FROM interactions WHERE protocol_number = :n AND kind = 'recording'",
+            n=number,
+        )
+        == 1
+    )
+    async with ingestion.rt.sessions() as session:
+        answer = (
+            (
+                await session.execute(
+                    sa.text("SELECT * FROM answers WHERE protocol_number = :n"), {"n": number}
+                )
+            )
+            .mappings()
+            .one()
+        )
+        status = await session.scalar(
+            sa.text("SELECT status FROM protocols WHERE number = :n"), {"n": number}
+        )
+        events = Counter(
+            (
+                await session.execute(
+                    sa.text("SELECT event_type FROM outbox WHERE key = :n"), {"n": number}
+                )
+            ).scalars()
+        )
+    assert answer["outcome"] == "authorized"
+    assert answer["answered_at"] == now - timedelta(seconds=10)  # when the agent answered
+    assert status == "answered"
+    assert events == Counter(
+        {
+            "protocol.opened": 1,
+            "demand.registered": 1,
+            "interaction.recorded": 1,
+            "demand.answered": 1,
+            "complaint.registered": 1,
+        }
+    )
+
+
+async def test_a_complaint_from_an_unknown_contact_opens_a_protocol(
+    ingestion: Ingestion,
+) -> None:
+    await ingestion.send(
+        inbound.ComplaintReceived(
+            ans_registry=ingestion.operator,
+            contact_id=ingestion.contact(9),
+            source="procon",
+            received_at=ingestion.rt.clock.now(),
+        )
+    )
+
+    await eventually(lambda: has_protocol(ingestion, 9))
+    [protocol] = await ingestion.protocols(ingestion.contact(9))
+    assert protocol["channel"] == "web"
+    assert (
+        await ingestion.count(
+            "SELECT count(*) FROM complaints WHERE protocol_number = :n AND source = 'procon'",
+            n=protocol["number"],
+        )
+        == 1
+    )
+
+
+async def test_invalid_records_are_dead_lettered_naming_the_field(
+    ingestion: Ingestion, kafka_bootstrap_servers: str
+) -> None:
+    now = ingestion.rt.clock.now()
+    bad_cpf = contact_opened(ingestion, 1, beneficiary={"cpf": BAD_CPF, "name": NAME})
+    await ingestion.send(bad_cpf)
+    await ingestion.send(contact_opened(ingestion, 2, ans_registry="999999"))
+    await ingestion.send(
+        contact_opened(
+            ingestion, 3, demand={"demand_type": "assistance", "requested_at": now + timedelta(1)}
+        )
+    )
+    await ingestion.send(
+        inbound.InboundInteractionRecorded(
+            ans_registry=ingestion.operator,
+            contact_id=ingestion.contact(4),
+            kind="note",
+            content="Beneficiária pediu retorno",
+            occurred_at=now,
+        )
+    )
+    missing_channel = envelope_of(contact_opened(ingestion, 5))
+    body = dict(missing_channel.data)
+    del body["channel"]
+    await ingestion.send_envelope(missing_channel, json.dumps(body).encode())
+    unparseable = envelope_of(contact_opened(ingestion, 6))
+    await ingestion.send_envelope(unparseable, b"{not json")
+    # a valid record after the bad ones is still processed: the consumer moved on
+    await ingestion.send(contact_opened(ingestion, 7))
+
+    await eventually(lambda: has_protocol(ingestion, 7))
+    stalling = contact_opened(ingestion, 8)
+    await ingestion.send(stalling)
+    await eventually(lambda: has_protocol(ingestion, 8))
+    [protocol] = await ingestion.protocols(ingestion.contact(8))
+    async with ingestion.rt.sessions() as session:
+        demand_id = await session.scalar(
+            sa.text("SELECT id FROM demands WHERE protocol_number = :n"),
+            {"n": protocol["number"]},
+        )
+    await ingestion.send(
+        inbound.InboundDemandAnswered(
+            ans_registry=ingestion.operator,
+            contact_id=ingestion.contact(8),
+            demand_ref={"protocol_number": protocol["number"], "demand_id": demand_id},
+            outcome="informed",
+            text="Sua solicitação está EM ANÁLISE, aguarde.",
+            answered_at=now,
+        )
+    )
+
+    keys = {ingestion.contact(n) for n in (1, 2, 3, 4, 5, 6, 8)}
+    letters = await dead_letters_for(kafka_bootstrap_servers, keys, expected=len(keys))
+    assert set(letters) == keys
+    reasons = {key: letters[key]["dlq_error"] for key in letters}
+    assert reasons[ingestion.contact(1)].startswith("beneficiary.cpf:")
+    assert reasons[ingestion.contact(2)].startswith("ans_registry:")
+    assert reasons[ingestion.contact(3)].startswith("demand.requested_at:")
+    assert reasons[ingestion.contact(4)].startswith("contact_id:")
+    assert reasons[ingestion.contact(5)].startswith("channel:")
+    assert letters[ingestion.contact(6)]["dlq_reason"] == "unparseable"
+    assert reasons[ingestion.contact(8)].startswith("text:")
+    assert "generic_answer" in reasons[ingestion.contact(8)]
+    assert letters[ingestion.contact(1)]["dlq_reason"] == "permanent_error"
+    assert letters[ingestion.contact(5)]["dlq_reason"] == "invalid_payload"
+    for headers in letters.values():
+        text = json.dumps(headers)
+        for secret in (BAD_CPF, "52998224726", NAME, "Beneficiária pediu retorno"):
+            assert secret not in text
+    for n in (1, 2, 3, 5, 6):
+        assert not await ingestion.protocols(ingestion.contact(n))
+    assert (
+        await ingestion.count(
+            "SELECT count(*) FROM answers WHERE protocol_number = :n", n=protocol["number"]
+        )
+        == 0
+    )
+
+
+def envelope_of(event: Event) -> Envelope:
+    """An envelope for ``event`` (to tamper with before sending)."""
+    return make_envelope(event, source="cc-platform", time=datetime.now(UTC))
+
+
+async def has_protocol(ing: Ingestion, n: int) -> bool:
+    """Whether the n-th contact of the test has its protocol."""
+    return bool(await ing.protocols(ing.contact(n)))
