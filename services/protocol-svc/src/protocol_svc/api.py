@@ -276,6 +276,9 @@ async def get_protocol(
         opened_at=protocol["opened_at"].astimezone(zone),
         status=protocol["status"],
         contact_id=protocol["contact_id"],
+        anonymized_at=(
+            protocol["anonymized_at"].astimezone(zone) if protocol["anonymized_at"] else None
+        ),
         demands=[_demand_out(row, zone) for row in demand_rows],
         answers=[_answer_out(row, zone) for row in answer_rows],
         interactions=[_interaction_out(row, zone) for row in interaction_rows],

@@ -1,4 +1,6 @@
-"""protocol-svc's consumer of ``contact-center.inbound``: contact-center facts become protocols.
+"""protocol-svc's consumer: contact-center facts become protocols; purge requests are done.
+
+``contact-center.inbound``
 
 Every record is validated twice: against its contract by the consumer runner (shape), then
 here (registered operator, CPF check digits, phone and e-mail normalization, deadline
@@ -10,6 +12,11 @@ registered).
 Redelivery of the same event (same ``ce_id``) is absorbed by the inbox. A contact opened
 twice under the same ``contact_id`` (a new event id, or the same contact also opened over
 HTTP) keeps its first protocol.
+
+``retention.events``
+    ``retention.purge_requested`` naming this service among its owners deletes or
+    anonymizes the protocol's records and is confirmed with ``records.purged``; a request
+    repeated under the same id is confirmed once.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from protocol_svc import repository as repo
 from protocol_svc.operations import Row, Runtime
 from protocol_svc.schemas import BeneficiaryIn, DemandIn, InteractionIn
 from rn623_events.consumer import ConsumerConfig, ConsumerRunner, Handler, PermanentError
-from rn623_events.contracts import inbound
+from rn623_events.contracts import inbound, retention
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
@@ -83,6 +90,9 @@ class InboundHandlers:
             ),
             "demand.answered": self._typed(inbound.InboundDemandAnswered, self.demand_answered),
             "complaint.received": self._typed(inbound.ComplaintReceived, self.complaint_received),
+            "retention.purge_requested": self._typed(
+                retention.PurgeRequested, self.purge_requested
+            ),
         }
 
     @staticmethod
@@ -201,6 +211,20 @@ class InboundHandlers:
                 ),
             )
 
+    async def purge_requested(self, event: retention.PurgeRequested, uow: UnitOfWork) -> None:
+        """Purge the protocol's records of the requested classes and confirm."""
+        if self.rt.source not in event.owners:
+            return
+        with refusals():
+            await ops.purge_records(
+                uow,
+                self.rt,
+                purge_request_id=event.purge_request_id,
+                protocol_number=event.protocol_number,
+                ans_registry=event.ans_registry,
+                record_classes=event.record_classes,
+            )
+
     async def _operator(self, session: AsyncSession, ans_registry: str) -> Row:
         operator = await self.rt.operator(session, ans_registry)
         if operator is None:
@@ -216,18 +240,18 @@ class InboundHandlers:
         )
 
 
-def inbound_consumer(
+def event_consumer(
     rt: Runtime,
     kafka: KafkaSettings,
     dead_letters: DeadLetterPublisher,
     *,
-    name: str = "protocol-svc.inbound",
+    name: str = "protocol-svc",
     config: ConsumerConfig | None = None,
 ) -> ConsumerRunner:
-    """The consumer of ``contact-center.inbound``."""
+    """The consumer of ``contact-center.inbound`` and ``retention.events``."""
     return ConsumerRunner(
         name=name,
-        topics=[inbound.TOPIC],
+        topics=[inbound.TOPIC, retention.TOPIC],
         sessions=rt.sessions,
         kafka=kafka,
         clock=rt.clock,

@@ -52,6 +52,7 @@ protocols = sa.Table(
     sa.Column("request_fingerprint", sa.String(64)),
     sa.Column("beneficiary", JSONB, nullable=False),
     sa.Column("beneficiary_cpf", sa.String(11)),
+    sa.Column("anonymized_at", TZ),
     sa.UniqueConstraint("ans_registry", "idempotency_key", name="uq_protocols_idempotency_key"),
     sa.UniqueConstraint("ans_registry", "contact_id", name="uq_protocols_contact_id"),
     sa.Index("ix_protocols_operator_opened", "ans_registry", "opened_at"),
@@ -136,4 +137,16 @@ complaints = sa.Table(
     sa.Column("registered_at", TZ, nullable=False),
     sa.Column("demand_id", UUID(as_uuid=True), sa.ForeignKey("demands.id")),
     sa.Index("ix_complaints_protocol", "protocol_number"),
+)
+
+record_purges = sa.Table(
+    "record_purges",
+    metadata,
+    sa.Column("purge_request_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("protocol_number", sa.String(30), nullable=False),
+    sa.Column("ans_registry", sa.String(6), nullable=False),
+    sa.Column("record_classes", JSONB, nullable=False),
+    sa.Column("anonymized", sa.Boolean, nullable=False),
+    sa.Column("purged_at", TZ, nullable=False),
+    sa.Index("ix_record_purges_protocol", "protocol_number"),
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from protocol_svc import repository as repo
 from protocol_svc.answers import AnswerProblem, check_answer, reanalysis_allowed
-from protocol_svc.domain import DEMAND_OPEN, PROTOCOL_ANSWERED, PROTOCOL_OPEN, calendar_spec
+from protocol_svc.domain import (
+    DEMAND_OPEN,
+    PROTOCOL_ANSWERED,
+    PROTOCOL_OPEN,
+    PURGED_TEXT,
+    calendar_spec,
+    purge_plan,
+)
 from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.schemas import BeneficiaryIn, DemandIn, InteractionIn
 from rn623_events.clock import Clock
@@ -33,6 +40,7 @@ from rn623_events.contracts.protocols import (
     DemandRegistered,
     InteractionRecorded,
     ProtocolOpened,
+    RecordsPurged,
 )
 from rn623_events.db import UnitOfWork
 from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
@@ -475,3 +483,62 @@ async def register_complaint(
         )
     )
     return values
+
+
+async def purge_records(
+    uow: UnitOfWork,
+    rt: Runtime,
+    *,
+    purge_request_id: uuid.UUID,
+    protocol_number: str,
+    ans_registry: str,
+    record_classes: Sequence[str],
+) -> bool:
+    """Delete or anonymize the requested classes of a protocol's records and confirm with
+    ``records.purged``; False when the request was already carried out.
+
+    A protocol this service never held (or already purged) is confirmed all the same:
+    none of its records remain here.
+    """
+    plan = purge_plan(record_classes)
+    if not plan.record_classes:
+        return False
+    protocol = await repo.get_protocol(uow.session, protocol_number)
+    if protocol is not None and protocol["ans_registry"] != ans_registry:
+        raise InvalidInput("ans_registry", "is not the protocol's operator", "wrong_operator")
+    now = rt.clock.now()
+    if not await repo.record_purge(
+        uow.session,
+        {
+            "purge_request_id": purge_request_id,
+            "protocol_number": protocol_number,
+            "ans_registry": ans_registry,
+            "record_classes": list(plan.record_classes),
+            "anonymized": plan.anonymize_protocol,
+            "purged_at": now,
+        },
+    ):
+        return False
+    if protocol is not None:
+        await repo.delete_interactions(
+            uow.session,
+            protocol_number,
+            recordings=plan.delete_recordings,
+            others=plan.delete_other_interactions,
+        )
+        if plan.anonymize_protocol:
+            await repo.anonymize_protocol(
+                uow.session, protocol_number, at=now, purged_text=PURGED_TEXT
+            )
+    uow.publish(
+        RecordsPurged(
+            protocol_number=protocol_number,
+            ans_registry=ans_registry,
+            purge_request_id=purge_request_id,
+            record_classes=plan.record_classes,
+            purged_at=now,
+            owner=rt.source,
+            anonymized=plan.anonymize_protocol,
+        )
+    )
+    return True

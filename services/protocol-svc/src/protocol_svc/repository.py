@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,7 @@ from protocol_svc.models import (
     interactions,
     operators,
     protocols,
+    record_purges,
     status_history,
 )
 
@@ -215,3 +217,49 @@ async def list_protocols(
         query = query.where(sa.tuple_(protocols.c.opened_at, protocols.c.number) < after)
     query = query.order_by(protocols.c.opened_at.desc(), protocols.c.number.desc()).limit(limit)
     return [row._mapping for row in await session.execute(query)]
+
+
+async def record_purge(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Record a purge request as done; False if it already was (a repeated request)."""
+    inserted = await session.execute(
+        pg_insert(record_purges)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["purge_request_id"])
+        .returning(record_purges.c.purge_request_id)
+    )
+    return inserted.first() is not None
+
+
+async def delete_interactions(
+    session: AsyncSession, protocol_number: str, *, recordings: bool, others: bool
+) -> None:
+    """Delete a protocol's recording references and/or its other interaction records."""
+    if not (recordings or others):
+        return
+    query = sa.delete(interactions).where(interactions.c.protocol_number == protocol_number)
+    if not others:
+        query = query.where(interactions.c.kind == "recording")
+    elif not recordings:
+        query = query.where(interactions.c.kind != "recording")
+    await session.execute(query)
+
+
+async def anonymize_protocol(
+    session: AsyncSession, protocol_number: str, *, at: Any, purged_text: str
+) -> None:
+    """Remove the beneficiary's data and free texts; keep numbers, dates, types, outcomes."""
+    await session.execute(
+        sa.update(protocols)
+        .where(protocols.c.number == protocol_number)
+        .values(beneficiary={}, beneficiary_cpf=None, anonymized_at=at)
+    )
+    await session.execute(
+        sa.update(demands)
+        .where(demands.c.protocol_number == protocol_number)
+        .values(description=None)
+    )
+    await session.execute(
+        sa.update(answers)
+        .where(answers.c.protocol_number == protocol_number)
+        .values(text=purged_text, answered_by=None)
+    )

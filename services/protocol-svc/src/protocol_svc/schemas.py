@@ -271,6 +271,10 @@ class ProtocolOut(BaseModel):
     opened_at: datetime
     status: str
     contact_id: str | None
+    anonymized_at: datetime | None = Field(
+        default=None,
+        description="When the beneficiary's data and free texts were removed (end of retention).",
+    )
     demands: list[DemandOut]
     answers: list[AnswerOut]
     interactions: list[InteractionOut]

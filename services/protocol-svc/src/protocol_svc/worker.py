@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from protocol_svc.consumers import inbound_consumer
+from protocol_svc.consumers import event_consumer
 from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.operations import Runtime
 from protocol_svc.settings import ProtocolSettings
@@ -37,7 +37,7 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
     )
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic(settings.service_name))
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
-    consumer = inbound_consumer(rt, settings.kafka, dead_letters)
+    consumer = event_consumer(rt, settings.kafka, dead_letters)
     try:
         await run_components([relay.run, consumer.run])
     finally:

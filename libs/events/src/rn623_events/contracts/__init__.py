@@ -4,9 +4,10 @@
 - ``protocols``: ``protocol.events`` (facts recorded by protocol-svc).
 - ``inbound``: ``contact-center.inbound`` (what contact-center platforms publish,
   validated by protocol-svc).
+- ``retention``: ``retention.events`` (purge requests to the services holding records).
 - ``common``: field types shared by the contracts.
 """
 
-from rn623_events.contracts import common, inbound, operators, protocols
+from rn623_events.contracts import common, inbound, operators, protocols, retention
 
-__all__ = ["common", "inbound", "operators", "protocols"]
+__all__ = ["common", "inbound", "operators", "protocols", "retention"]

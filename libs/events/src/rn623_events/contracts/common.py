@@ -84,6 +84,9 @@ RecordClass = Literal[
 ]
 """Class of record with its own retention period (DESIGN §2)."""
 
+ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+"""Name of a platform service, e.g. ``protocol-svc``."""
+
 InteractionKind = Literal["transcript", "message", "note", "recording"]
 """What an interaction record holds: text (transcript, message, note) or a recording."""
 

@@ -35,6 +35,7 @@ from rn623_events.contracts.common import (
     Outcome,
     ProtocolNumberStr,
     RecordClass,
+    ServiceName,
     check_legal_basis,
     cpf_has_valid_check_digits,
 )
@@ -313,8 +314,7 @@ class RecordsPurged(ProtocolEvent):
         min_length=1, description="Classes of record purged (distinct)."
     )
     purged_at: AwareDatetime = Field(description="When the records were purged.")
-    owner: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{0,62}$",
+    owner: ServiceName = Field(
         description="Service that owned and purged the records, e.g. protocol-svc.",
     )
     anonymized: bool = Field(

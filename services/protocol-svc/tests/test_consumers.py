@@ -1,4 +1,4 @@
-"""Kafka ingestion of ``contact-center.inbound`` against the real broker and database."""
+"""protocol-svc's consumer of contact-center.inbound and retention.events (real broker, DB)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,15 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from protocol_svc import repository as repo
-from protocol_svc.consumers import inbound_consumer
+from protocol_svc.consumers import event_consumer
+from protocol_svc.domain import PURGED_TEXT
 from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.operations import Runtime
 from protocol_svc.schemas import OperatorIn
 from protocol_svc_testdata import OPERATOR_BODY
 from rn623_events.clock import ManualClock
 from rn623_events.consumer import ConsumerConfig
-from rn623_events.contracts import inbound
+from rn623_events.contracts import inbound, retention
 from rn623_events.db import create_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope, make_envelope
@@ -59,7 +60,7 @@ class Ingestion:
         return f"cc-{self.suffix}-{n}"
 
     async def send(self, event: Event, *, event_id: uuid.UUID | None = None) -> Envelope:
-        """Publish ``event`` as a contact-center platform would."""
+        """Publish ``event`` on its topic, as a contact-center platform (or retention-svc) would."""
         envelope = make_envelope(
             event, source="cc-platform", time=datetime.now(UTC), event_id=event_id
         )
@@ -69,7 +70,7 @@ class Ingestion:
     async def send_envelope(self, envelope: Envelope, value: bytes | None = None) -> None:
         """Publish an envelope, optionally with a tampered body."""
         await self.producer.send_and_wait(
-            inbound.TOPIC,
+            envelope.topic,
             key=envelope.key,
             value=envelope.value() if value is None else value,
             headers=envelope.headers(),
@@ -95,7 +96,7 @@ async def ingestion(
 ) -> AsyncIterator[Ingestion]:
     """protocol-svc's inbound consumer and outbox over a fresh database and the test broker."""
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap_servers)
-    await ensure_topics(kafka, [topic(inbound.TOPIC), topic(DLQ)])
+    await ensure_topics(kafka, [topic(inbound.TOPIC), topic(retention.TOPIC), topic(DLQ)])
     engine = create_engine(migrated_database, pool_size=4)
     sequences = create_engine(migrated_database, pool_size=2)
     rt = Runtime(
@@ -121,7 +122,7 @@ async def ingestion(
         )
         await uow.commit()
     dead_letters = DeadLetterPublisher(kafka, DLQ)
-    consumer = inbound_consumer(
+    consumer = event_consumer(
         rt,
         kafka,
         dead_letters,
@@ -424,3 +425,143 @@ def envelope_of(event: Event) -> Envelope:
 async def has_protocol(ing: Ingestion, n: int) -> bool:
     """Whether the n-th contact of the test has its protocol."""
     return bool(await ing.protocols(ing.contact(n)))
+
+
+def purge_request(
+    ing: Ingestion, number: str, classes: tuple[str, ...], **changes: Any
+) -> retention.PurgeRequested:
+    """A purge request from retention-svc naming protocol-svc among the owners."""
+    data: dict[str, Any] = {
+        "purge_request_id": uuid.uuid4(),
+        "protocol_number": number,
+        "ans_registry": ing.operator,
+        "record_classes": classes,
+        "owners": ("protocol-svc", "notification-svc"),
+        "requested_at": ing.rt.clock.now(),
+    }
+    data.update(changes)
+    return retention.PurgeRequested.model_validate(data)
+
+
+async def test_purge_requests_delete_or_anonymize_and_are_confirmed_once(
+    ingestion: Ingestion,
+) -> None:
+    await ingestion.send(contact_opened(ingestion, 1))
+    await eventually(lambda: has_protocol(ingestion, 1))
+    [protocol] = await ingestion.protocols(ingestion.contact(1))
+    number = protocol["number"]
+    now = ingestion.rt.clock.now()
+    common = {"ans_registry": ingestion.operator, "contact_id": ingestion.contact(1)}
+    await ingestion.send(
+        inbound.InboundInteractionRecorded(
+            **common, kind="recording", occurred_at=now, recording_uri="s3://r/1.ogg"
+        )
+    )
+    await ingestion.send(
+        inbound.InboundInteractionRecorded(
+            **common, kind="note", occurred_at=now, content="Beneficiária pediu retorno"
+        )
+    )
+
+    async def interactions(kind: str) -> int:
+        return await ingestion.count(
+            "SELECT count(*) FROM interactions WHERE protocol_number = :n AND kind = :k",
+            n=number,
+            k=kind,
+        )
+
+    async with ingestion.rt.sessions() as session:
+        demand_id = await session.scalar(
+            sa.text("SELECT id FROM demands WHERE protocol_number = :n"), {"n": number}
+        )
+    await ingestion.send(
+        inbound.InboundDemandAnswered(
+            **common,
+            demand_ref={"protocol_number": number, "demand_id": demand_id},
+            outcome="denied",
+            text="A consulta não tem cobertura no seu plano.",
+            legal_basis="Contrato, cláusula 7.2 (exclusões de cobertura)",
+            answered_at=now,
+            answered_by="agent-3",
+        )
+    )
+
+    async def recorded() -> bool:
+        answers = await ingestion.count(
+            "SELECT count(*) FROM answers WHERE protocol_number = :n", n=number
+        )
+        return answers == 1 and await interactions("note") == 1
+
+    await eventually(recorded)
+    assert await interactions("recording") == 1
+
+    def purges_done(count: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            done = await ingestion.count(
+                "SELECT count(*) FROM record_purges WHERE protocol_number = :n", n=number
+            )
+            return done >= count
+
+        return check
+
+    # 90 days on: the recording goes, everything else stays
+    await ingestion.send(purge_request(ingestion, number, ("recording",)))
+    await eventually(purges_done(1))
+    assert await interactions("recording") == 0
+    assert await interactions("note") == 1
+    [kept] = await ingestion.protocols(ingestion.contact(1))
+    assert kept["beneficiary_cpf"] == "52998224725"
+
+    # a request that does not name protocol-svc is not ours; then the 2-year purge,
+    # delivered twice under the same request id
+    await ingestion.send(
+        purge_request(ingestion, number, ("protocol_record",), owners=("notification-svc",))
+    )
+    later = purge_request(
+        ingestion, number, ("interaction_record", "protocol_record", "notification")
+    )
+    await ingestion.send(later)
+    await ingestion.send(later)
+    await ingestion.send(purge_request(ingestion, number, ("recording",)))  # a sync point
+    await eventually(purges_done(3))
+    assert await interactions("note") == 0
+    [purged] = await ingestion.protocols(ingestion.contact(1))
+    assert purged["beneficiary"] == {}
+    assert purged["beneficiary_cpf"] is None
+    assert purged["anonymized_at"] is not None
+    async with ingestion.rt.sessions() as session:
+        description = await session.scalar(
+            sa.text("SELECT description FROM demands WHERE protocol_number = :n"), {"n": number}
+        )
+        answer = (
+            (
+                await session.execute(
+                    sa.text("SELECT * FROM answers WHERE protocol_number = :n"), {"n": number}
+                )
+            )
+            .mappings()
+            .one()
+        )
+        confirmations = [
+            row
+            for row in (
+                await session.execute(
+                    sa.text(
+                        "SELECT payload FROM outbox WHERE key = :n "
+                        "AND event_type = 'records.purged' ORDER BY id"
+                    ),
+                    {"n": number},
+                )
+            ).scalars()
+        ]
+    assert description is None
+    assert [c["record_classes"] for c in confirmations] == [
+        ["recording"],
+        ["interaction_record", "protocol_record"],
+        ["recording"],
+    ]
+    assert [c["anonymized"] for c in confirmations] == [False, True, False]
+    assert confirmations[1]["purge_request_id"] == str(later.purge_request_id)
+    assert {c["owner"] for c in confirmations} == {"protocol-svc"}
+    assert (answer["text"], answer["answered_by"]) == (PURGED_TEXT, None)
+    assert answer["outcome"] == "denied"  # kept for the statistics
