@@ -24,11 +24,10 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rn623_events.clock import Clock
-from rn623_events.db import UnitOfWork, inbox_table
+from rn623_events.db import UnitOfWork, inbox_table, is_infrastructure_error
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope, parse_record
 from rn623_events.registry import REGISTRY, Event, Registry
@@ -74,15 +73,6 @@ class ConsumerConfig:
     # as soon as a record is there, so this costs no latency there; some brokers (Tansu)
     # hold the fetch for the whole wait, so keep it short.
     fetch_max_wait_ms: int = 100
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """True for failures of the database connection itself (not of the message)."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, ConnectionError | OSError | TimeoutError)
 
 
 class _Stopped(Exception):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -66,14 +68,22 @@ inbox_table = sa.Table(
 )
 
 
-def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """Create the service's async engine (asyncpg) with sane pool settings."""
+def create_engine(
+    url: str, *, pool_size: int = 10, pre_ping: bool = True, **kwargs: Any
+) -> AsyncEngine:
+    """Create the service's async engine (asyncpg) with sane pool settings.
+
+    ``pre_ping`` tests each connection as it leaves the pool (a round trip per checkout).
+    Request paths that must be fast turn it off: after a database restart, the first
+    statement on a stale connection fails (a 503 the client retries) and the pool
+    replaces all its connections.
+    """
     # hide_parameters: database errors must not quote row values (personal data)
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         hide_parameters=True,
         **kwargs,
     )
@@ -93,6 +103,39 @@ def outbox_row(envelope: Envelope) -> dict[str, Any]:
         "event_type": envelope.type,
         "headers": {k: v.decode() for k, v in envelope.headers()},
         "payload": dict(envelope.data),
+    }
+
+
+# The rows of a commit and the relay's wake-up call in one round trip. One statement for
+# any number of rows (arrays, unnested), so it is prepared once per connection; a
+# multi-row VALUES insert is never cached by SQLAlchemy and is compiled on every commit.
+_OUTBOX_INSERT = sa.text(
+    """
+    WITH inserted AS (
+        INSERT INTO outbox (event_id, topic, key, event_type, headers, payload)
+        SELECT e, t, k, y, h::jsonb, p::jsonb
+        FROM unnest(
+            CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
+            CAST(:types AS text[]), CAST(:headers AS text[]), CAST(:payloads AS text[])
+        ) AS rows (e, t, k, y, h, p)
+        RETURNING id
+    )
+    SELECT pg_notify(:channel, '') FROM inserted LIMIT 1
+    """
+)
+
+
+def _outbox_params(envelopes: Sequence[Envelope]) -> dict[str, Any]:
+    """The array parameters of ``_OUTBOX_INSERT`` for ``envelopes``."""
+    rows = [outbox_row(e) for e in envelopes]
+    return {
+        "channel": OUTBOX_CHANNEL,
+        "event_ids": [r["event_id"] for r in rows],
+        "topics": [r["topic"] for r in rows],
+        "keys": [r["key"] for r in rows],
+        "types": [r["event_type"] for r in rows],
+        "headers": [json.dumps(r["headers"]) for r in rows],
+        "payloads": [json.dumps(r["payload"]) for r in rows],
     }
 
 
@@ -167,8 +210,14 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Write the staged events to the outbox and commit the transaction."""
         if self.published:
-            await self.session.execute(
-                sa.insert(outbox_table), [outbox_row(e) for e in self.published]
-            )
-            await self.session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
+            await self.session.execute(_OUTBOX_INSERT, _outbox_params(self.published))
         await self.session.commit()
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database connection itself (not of the message)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, ConnectionError | OSError | TimeoutError)

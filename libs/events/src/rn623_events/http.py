@@ -54,7 +54,12 @@ def create_service_app(
     configure_logging(settings.service_name, telemetry.log_level, json=telemetry.log_json)
     configure_telemetry(telemetry, settings.service_name)
     app = FastAPI(
-        title=title, version=version, lifespan=_closing_checks(lifespan, readiness_checks)
+        title=title,
+        version=version,
+        lifespan=_closing_checks(lifespan, readiness_checks),
+        # FastAPI's own OpenTelemetry layer would duplicate the instrumentation below and
+        # the Prometheus metrics, and costs CPU on every request even with nothing exported.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.clock = clock or settings.make_clock()
@@ -68,5 +73,7 @@ def create_service_app(
     app.include_router(health_router(readiness_checks))
     for router in routers:
         app.include_router(router)
+    # Always: even with nothing exported, the request's trace id ties a problem+json
+    # answer to the service's log lines.
     instrument_app(app)
     return app

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from starlette.exceptions import HTTPException
 
+from rn623_events.db import is_infrastructure_error
 from rn623_events.logs import redact_text
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -130,6 +131,15 @@ async def _http_exception_handler(request: Request, exc: Exception) -> ProblemRe
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> ProblemResponse:
+    if is_infrastructure_error(exc):
+        _logger.warning("database unavailable", extra={"exception_type": type(exc).__name__})
+        return ProblemError(
+            503,
+            "Service Unavailable",
+            "The database is unavailable; retry shortly (with the same Idempotency-Key).",
+            problem_type("unavailable"),
+            headers={"Retry-After": "1"},
+        ).to_response()
     _logger.error("unhandled exception", extra={"exception_type": type(exc).__name__})
     problem = ProblemError(
         500,

@@ -44,8 +44,8 @@ from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.problems import ProblemError, problem_type
 
 
-def runtime(request: Request) -> Runtime:
-    """The app's runtime (set up in the lifespan)."""
+async def runtime(request: Request) -> Runtime:
+    """The app's runtime (set up in the lifespan); async, so it needs no worker thread."""
     rt: Runtime = request.app.state.runtime
     return rt
 

@@ -22,7 +22,9 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
     """Build the protocol-svc API."""
     settings = settings or ProtocolSettings()
     clock = clock or settings.make_clock()
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, pre_ping=False
+    )
     # Sequence blocks are reserved while a request's transaction holds a connection:
     # a pool of their own means a full request pool can never starve them (deadlock).
     sequences_engine = create_engine(settings.database_url, pool_size=2)

@@ -6,26 +6,11 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
-
-from rn623_rulebook import CalendarSpec
 
 PROTOCOL_OPEN = "open"
 PROTOCOL_ANSWERED = "answered"
 DEMAND_OPEN = "open"
-
-
-def calendar_spec(operator: Mapping[Any, Any]) -> CalendarSpec:
-    """The business-day calendar of an operator's registration."""
-    return CalendarSpec(
-        timezone=operator["timezone"],
-        uf=operator["uf"],
-        municipality_ibge=operator["municipality_ibge"],
-        extra_holidays=frozenset(
-            date.fromisoformat(h["date"]) for h in operator.get("extra_holidays") or ()
-        ),
-    )
 
 
 def request_fingerprint(body: Mapping[Any, Any]) -> str:

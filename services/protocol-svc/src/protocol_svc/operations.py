@@ -27,7 +27,6 @@ from protocol_svc.domain import (
     PROTOCOL_ANSWERED,
     PROTOCOL_OPEN,
     PURGED_TEXT,
-    calendar_spec,
     purge_plan,
 )
 from protocol_svc.numbering import SequenceAllocator
@@ -43,7 +42,13 @@ from rn623_events.contracts.protocols import (
     RecordsPurged,
 )
 from rn623_events.db import UnitOfWork
-from rn623_rulebook import NoDeadlineRuleError, calendar_for, deadline_for, get_layout
+from rn623_rulebook import (
+    NoDeadlineRuleError,
+    calendar_for,
+    deadline_for,
+    get_layout,
+    operator_calendar_spec,
+)
 from rn623_rulebook.protocol_numbers import SequenceExhausted
 
 PROTOCOLS_OPENED = Counter(
@@ -232,7 +237,7 @@ async def register_demand(
             demand.demand_type,
             demand.category,
             requested_at,
-            calendar_for(calendar_spec(operator)),
+            calendar_for(operator_calendar_spec(operator)),
         )
     except NoDeadlineRuleError as exc:
         raise InvalidInput(f"{at}demand_type", str(exc), "no_deadline_rule") from None

@@ -74,14 +74,17 @@ async def find_protocol_by_key(
 
 
 async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> None:
-    """Insert a protocol and its first status."""
-    await session.execute(sa.insert(protocols).values(**values))
+    """Insert a protocol and its first status (one round trip)."""
+    protocol = sa.insert(protocols).values(**values).returning(protocols.c.number).cte("protocol")
     await session.execute(
-        sa.insert(status_history).values(
-            protocol_number=values["number"],
-            status=values["status"],
-            reason="opened",
-            at=values["opened_at"],
+        sa.insert(status_history).from_select(
+            ["protocol_number", "status", "reason", "at"],
+            sa.select(
+                protocol.c.number,
+                sa.literal(values["status"]),
+                sa.literal("opened"),
+                sa.literal(values["opened_at"], sa.DateTime(timezone=True)),
+            ),
         )
     )
 
