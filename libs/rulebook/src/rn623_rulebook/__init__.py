@@ -10,6 +10,7 @@ from rn623_rulebook.calendars import (
     CountingConvention,
     OptionalDay,
     calendar_for,
+    operator_calendar_spec,
 )
 from rn623_rulebook.igr import MonthFigures, igr_goals, monthly_igr, quarterly_igr
 from rn623_rulebook.porte import channel_obligations, porte
@@ -44,6 +45,7 @@ __all__ = [
     "igr_goals",
     "load_ruleset",
     "monthly_igr",
+    "operator_calendar_spec",
     "porte",
     "purge_allowed",
     "quarterly_igr",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import threading
 from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -448,6 +449,21 @@ class BusinessCalendar:
             return []
         index = self._index_covering(a.year, b.year)
         return [(day, name) for day, name in index.names.items() if a <= day <= b]
+
+
+def operator_calendar_spec(registration: Mapping[str, Any]) -> CalendarSpec:
+    """The calendar of an operator's registration (time zone, UF, municipality, extras).
+
+    ``extra_holidays`` holds mappings with an ISO ``date`` (as in ``operator.upserted``).
+    """
+    return CalendarSpec(
+        timezone=registration["timezone"],
+        uf=registration["uf"],
+        municipality_ibge=registration["municipality_ibge"],
+        extra_holidays=frozenset(
+            date.fromisoformat(h["date"]) for h in registration.get("extra_holidays") or ()
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=256)  # ~120 kB per calendar (2015-2040)
