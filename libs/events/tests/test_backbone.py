@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from events_backbone import Backbone, effects, record_effect
-from rn623_events.consumer import inbox_count
+from rn623_events.consumer import NotReady, inbox_count
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import replay_dead_letters
 from rn623_events.envelope import Envelope, make_envelope
@@ -143,7 +143,9 @@ async def _produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, li
         await producer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
+async def _read_all(bootstrap: str, topic: str, expected: int, seconds: float = 30) -> list[Any]:
+    """The records of ``topic`` once ``expected`` have arrived (expecting none: all that
+    arrive within ``seconds``)."""
     reader = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
@@ -151,8 +153,8 @@ async def _read_all(bootstrap: str, topic: str, expected: int) -> list[Any]:
     out: list[Any] = []
     try:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while len(out) < expected and loop.time() < deadline:
+        deadline = loop.time() + seconds
+        while (len(out) < expected or expected == 0) and loop.time() < deadline:
             for records in (await reader.getmany(timeout_ms=500)).values():
                 out.extend(records)
     finally:
@@ -411,3 +413,26 @@ async def test_two_members_of_a_group_share_the_work_and_survive_a_rebalance(
     )
     assert processed is not None
     assert processed >= 300
+
+
+async def test_an_event_not_ready_waits_without_attempts_or_dead_letters(
+    backbone: Backbone,
+) -> None:
+    calls: dict[int, int] = defaultdict(int)
+
+    async def waits_for_reference_data(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        n = getattr(event, "n", 0)
+        calls[n] += 1
+        if n == 3 and calls[n] <= 6:  # more failures than max_attempts allows
+            raise NotReady("reference data has not arrived yet")
+        await record_effect(event, envelope, uow)
+
+    await backbone.write([("ready", n) for n in range(1, 6)], per_tx=5)
+    backbone.start(backbone.relay().run)
+    backbone.start(
+        backbone.consumer("c-ready", handler=waits_for_reference_data, max_attempts=2).run
+    )
+    rows = await backbone.wait_for_effects(5)
+    assert [r.n for r in rows] == [1, 2, 3, 4, 5]  # order held while 3 waited
+    assert calls[3] == 7
+    assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 0, seconds=2) == []

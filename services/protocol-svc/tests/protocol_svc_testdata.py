@@ -5,23 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
+
+from rn623_devinfra import migrations
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
 def alembic_config(database_url: str) -> Config:
     """The service's Alembic configuration, pointed at ``database_url``."""
-    config = Config(str(SERVICE_DIR / "alembic.ini"))
-    config.set_main_option("script_location", str(SERVICE_DIR / "migrations"))
-    config.attributes["database_url"] = database_url
-    return config
+    return migrations.alembic_config(SERVICE_DIR, database_url)
 
 
 def migrate(database_url: str) -> None:
     """Run the service's real Alembic migrations up to head."""
-    command.upgrade(alembic_config(database_url), "head")
+    migrations.migrate(SERVICE_DIR, database_url)
 
 
 OPERATOR_A, OPERATOR_B = "123456", "654321"

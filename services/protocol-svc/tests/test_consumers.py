@@ -25,6 +25,7 @@ from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.operations import Runtime
 from protocol_svc.schemas import OperatorIn
 from protocol_svc_testdata import OPERATOR_BODY
+from rn623_devinfra.waiting import eventually
 from rn623_events.clock import ManualClock
 from rn623_events.consumer import ConsumerConfig
 from rn623_events.contracts import inbound, retention
@@ -142,15 +143,6 @@ async def ingestion(
         await dead_letters.close()
         await engine.dispose()
         await sequences.dispose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], max_seconds: float = 60) -> None:
-    """Wait until ``check`` holds."""
-    deadline = time.monotonic() + max_seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 async def dead_letters_for(

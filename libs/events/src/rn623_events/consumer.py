@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -51,8 +51,33 @@ Handler = Callable[[Event, Envelope, UnitOfWork], Awaitable[None]]
 BatchHandler = Callable[[Sequence[tuple[Event, Envelope]], UnitOfWork], Awaitable[None]]
 
 
+E = TypeVar("E", bound=Event)
+
+
+def typed_handler(model: type[E], handle: Callable[[E, UnitOfWork], Awaitable[None]]) -> Handler:
+    """A handler for one contract: refuses (dead-letters) any other payload type."""
+
+    async def run(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if not isinstance(event, model):
+            raise PermanentError(f"unexpected {envelope.type} payload from {envelope.topic}")
+        await handle(event, uow)
+
+    return run
+
+
 class PermanentError(Exception):
     """Raised by a handler for an event that can never succeed: dead-letter it at once."""
+
+
+class NotReady(Exception):
+    """Raised by a handler whose precondition is not met yet, e.g. reference data another
+    consumer has still to apply: the runner waits and retries, counting no attempt and
+    dead-lettering nothing (the partition waits, so order holds)."""
+
+
+def _must_wait(exc: BaseException) -> bool:
+    """Whether a failure is no fault of the event: wait and retry, never dead-letter."""
+    return isinstance(exc, NotReady) or is_infrastructure_error(exc)
 
 
 @dataclass(frozen=True)
@@ -303,7 +328,7 @@ class ConsumerRunner:
                     with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
                         await handler(event, envelope, uow)
                 except Exception as exc:
-                    if is_infrastructure_error(exc):
+                    if _must_wait(exc):
                         raise  # not the event's fault: no attempt is counted
                     raise _RunFailedAt(index) from exc
                 counts[envelope.type] = counts.get(envelope.type, 0) + 1
@@ -384,9 +409,9 @@ class ConsumerRunner:
             except PermanentError as exc:
                 return _Failure("permanent_error", exc, attempt + 1)
             except Exception as exc:
-                if is_infrastructure_error(exc):
+                if _must_wait(exc):
                     log.warning(
-                        "database unavailable; waiting",
+                        "not ready (precondition or database); waiting",
                         extra={"consumer": self.name, "error_type": type(exc).__name__},
                     )
                     await self._pause(infra_backoff)

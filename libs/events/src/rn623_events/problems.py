@@ -156,3 +156,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(HTTPException, _http_exception_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
+
+
+def field_problem(field: str, message: str, kind: str) -> ProblemError:
+    """A 422 naming one invalid field (``body.x``, ``query.y``), in the validation shape."""
+    return ProblemError(
+        422,
+        "Request validation failed",
+        "1 invalid field(s)",
+        problem_type("validation"),
+        errors=[{"field": field, "message": message, "type": kind}],
+    )

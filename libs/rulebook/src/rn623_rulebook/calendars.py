@@ -451,7 +451,7 @@ class BusinessCalendar:
         return [(day, name) for day, name in index.names.items() if a <= day <= b]
 
 
-def operator_calendar_spec(registration: Mapping[str, Any]) -> CalendarSpec:
+def operator_calendar_spec(registration: Mapping[Any, Any]) -> CalendarSpec:
     """The calendar of an operator's registration (time zone, UF, municipality, extras).
 
     ``extra_holidays`` holds mappings with an ISO ``date`` (as in ``operator.upserted``).

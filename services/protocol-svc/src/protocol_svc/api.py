@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,7 +40,8 @@ from protocol_svc.schemas import (
 )
 from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.contracts.operators import OperatorUpserted
-from rn623_events.problems import ProblemError, problem_type
+from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
+from rn623_events.problems import ProblemError, field_problem, problem_type
 
 
 async def runtime(request: Request) -> Runtime:
@@ -63,7 +63,7 @@ def problems(at: str = "body.") -> Iterator[None]:
     try:
         yield
     except ops.InvalidInput as exc:
-        raise _field_problem(at + exc.field, exc.message, exc.kind) from None
+        raise field_problem(at + exc.field, exc.message, exc.kind) from None
     except ops.NotFound as exc:
         raise ProblemError(404, "Not Found", str(exc)) from None
     except ops.Conflict as exc:
@@ -225,7 +225,7 @@ async def list_protocols(
     try:
         digits = normalize_cpf(cpf, field="query.cpf") if cpf is not None else None
     except InvalidField as exc:
-        raise _field_problem(exc.field, exc.reason, "invalid_cpf") from None
+        raise field_problem(exc.field, exc.reason, "invalid_cpf") from None
     after = _decode_cursor(cursor) if cursor is not None else None
     async with rt.sessions() as session:
         rows = await repo.list_protocols(
@@ -521,30 +521,16 @@ def _interaction_out(row: Mapping[Any, Any], zone: Any) -> InteractionOut:
 
 def _encode_cursor(row: Mapping[Any, Any]) -> str:
     """An opaque keyset cursor: the last item's (opened_at, number)."""
-    raw = f"{row['opened_at'].isoformat()}|{row['number']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor((row["opened_at"].isoformat(), row["number"]))
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    opened_at, number = decode_cursor(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        opened_at, number = raw.split("|")
         return datetime.fromisoformat(opened_at), number
     except ValueError:
-        raise _field_problem(
-            "query.cursor", "is not a cursor from this API", "bad_cursor"
-        ) from None
+        raise bad_cursor() from None
 
 
 def _unknown_operator() -> ProblemError:
-    return _field_problem("body.operator", "operator is not registered", "unknown_operator")
-
-
-def _field_problem(field: str, message: str, kind: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "Request validation failed",
-        "1 invalid field(s)",
-        problem_type("validation"),
-        errors=[{"field": field, "message": message, "type": kind}],
-    )
+    return field_problem("body.operator", "operator is not registered", "unknown_operator")

@@ -21,9 +21,8 @@ HTTP) keeps its first protocol.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,15 +31,17 @@ from protocol_svc import operations as ops
 from protocol_svc import repository as repo
 from protocol_svc.operations import Row, Runtime
 from protocol_svc.schemas import BeneficiaryIn, DemandIn, InteractionIn
-from rn623_events.consumer import ConsumerConfig, ConsumerRunner, Handler, PermanentError
+from rn623_events.consumer import (
+    ConsumerConfig,
+    ConsumerRunner,
+    Handler,
+    PermanentError,
+    typed_handler,
+)
 from rn623_events.contracts import inbound, retention
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher
-from rn623_events.envelope import Envelope
-from rn623_events.registry import Event
 from rn623_events.settings import KafkaSettings
-
-E = TypeVar("E", bound=Event)
 
 # A complaint that names neither a protocol nor a known contact opens a protocol on this
 # channel: complaints from NIP, Procon or consumidor.gov.br reach the operator online.
@@ -84,25 +85,16 @@ class InboundHandlers:
     def handlers(self) -> dict[str, Handler]:
         """Handlers keyed by event type, for the consumer runner."""
         return {
-            "contact.opened": self._typed(inbound.ContactOpened, self.contact_opened),
-            "interaction.recorded": self._typed(
+            "contact.opened": typed_handler(inbound.ContactOpened, self.contact_opened),
+            "interaction.recorded": typed_handler(
                 inbound.InboundInteractionRecorded, self.interaction_recorded
             ),
-            "demand.answered": self._typed(inbound.InboundDemandAnswered, self.demand_answered),
-            "complaint.received": self._typed(inbound.ComplaintReceived, self.complaint_received),
-            "retention.purge_requested": self._typed(
+            "demand.answered": typed_handler(inbound.InboundDemandAnswered, self.demand_answered),
+            "complaint.received": typed_handler(inbound.ComplaintReceived, self.complaint_received),
+            "retention.purge_requested": typed_handler(
                 retention.PurgeRequested, self.purge_requested
             ),
         }
-
-    @staticmethod
-    def _typed(model: type[E], handle: Callable[[E, UnitOfWork], Awaitable[None]]) -> Handler:
-        async def run(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
-            if not isinstance(event, model):  # the same type name on another topic
-                raise PermanentError(f"unexpected {envelope.type} payload from {envelope.topic}")
-            await handle(event, uow)
-
-        return run
 
     async def contact_opened(self, event: inbound.ContactOpened, uow: UnitOfWork) -> None:
         """Issue the contact's protocol (and register its first demand)."""

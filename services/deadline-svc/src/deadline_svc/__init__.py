@@ -1,0 +1,1 @@
+"""deadline-svc: deadline tracking, warnings, breaches and recalculation."""

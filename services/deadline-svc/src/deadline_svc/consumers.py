@@ -1,0 +1,292 @@
+"""deadline-svc's consumers of ``operator.events`` and ``protocol.events``.
+
+- ``operator.upserted`` keeps a local copy of each operator's calendar data; a change of
+  time zone, state, municipality or extra holidays recomputes the operator's open
+  deadlines (never closed ones) and emits ``deadline.recomputed`` for each that moved.
+- ``demand.registered`` schedules the demand's deadline (a re-analysis when it has
+  ``reanalysis_of``) with the due instant protocol-svc stated, so receipts and deadlines
+  agree; emits ``deadline.scheduled``.
+- ``demand.answered`` closes the deadline: met, or met late; emits ``deadline.met``.
+
+``demand.reanalysis_requested`` needs nothing here: the re-analysis arrives as its own
+``demand.registered``. Every effect is idempotent under redelivery (inbox, unique demand
+id, revision check, status check).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+from deadline_svc import domain
+from deadline_svc import repository as repo
+from deadline_svc.runtime import Runtime, calendar_of
+from rn623_events.consumer import (
+    BatchHandler,
+    ConsumerConfig,
+    ConsumerRunner,
+    Handler,
+    NotReady,
+    PermanentError,
+    typed_handler,
+)
+from rn623_events.contracts.deadlines import DeadlineMet, DeadlineRecomputed, DeadlineScheduled
+from rn623_events.contracts.operators import OperatorUpserted
+from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered
+from rn623_events.db import UnitOfWork
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import Envelope
+from rn623_events.registry import Event
+from rn623_events.settings import KafkaSettings
+from rn623_rulebook import BusinessCalendar, NoDeadlineRuleError, deadline_for
+
+log = logging.getLogger(__name__)
+
+SCHEDULED = Counter("deadlines_scheduled_total", "Deadlines scheduled", ["operator", "kind"])
+MET = Counter("deadlines_met_total", "Deadlines met", ["operator", "kind", "late"])
+RECOMPUTED = Counter("deadlines_recomputed_total", "Open deadlines recomputed", ["operator"])
+TIME_TO_ANSWER = Histogram(
+    "deadline_time_to_answer_business_days",
+    "Business days from the start of the count to the answer",
+    ["kind"],
+    buckets=(0, 1, 2, 3, 5, 7, 10, 15, 21, 30),
+)
+
+CALENDAR_FIELDS = ("timezone", "uf", "municipality_ibge", "extra_holidays")
+
+
+class OperatorUnknown(NotReady):
+    """The operator's calendar has not arrived yet: the protocol consumer waits for the
+    operator consumer (a separate group, so it never waits on itself)."""
+
+
+def deadline_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The fields every ``deadline.*`` event carries, from a deadline row."""
+    return {
+        "deadline_id": row["id"],
+        "protocol_number": row["protocol_number"],
+        "ans_registry": row["ans_registry"],
+        "demand_id": row["demand_id"],
+        "kind": row["kind"],
+        "due_at": row["due_at"],
+    }
+
+
+class DeadlineHandlers:
+    """One handler per consumed event type."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def handlers(self) -> dict[str, Handler]:
+        """Handlers keyed by event type, for the consumer runner."""
+        return {
+            "operator.upserted": typed_handler(OperatorUpserted, self.operator_upserted),
+            "demand.answered": typed_handler(DemandAnswered, self.demand_answered),
+        }
+
+    def batch_handlers(self) -> dict[str, BatchHandler]:
+        """Batch handlers keyed by event type: registrations arrive in bulk."""
+        return {"demand.registered": self.demands_registered}
+
+    async def operator_upserted(self, event: OperatorUpserted, uow: UnitOfWork) -> None:
+        """Keep the operator's calendar; recompute open deadlines when it changed."""
+        values = {
+            "ans_registry": event.ans_registry,
+            "timezone": event.timezone,
+            "uf": event.uf,
+            "municipality_ibge": event.municipality_ibge,
+            "extra_holidays": [h.model_dump(mode="json") for h in event.extra_holidays],
+            "revision": event.revision,
+            "updated_at": event.updated_at,
+        }
+        try:
+            previous = await repo.save_operator(uow.session, values)
+        except repo.StaleRevision:
+            return
+        if previous is None or all(previous[f] == values[f] for f in CALENDAR_FIELDS):
+            return
+        await self.recompute_open(uow, values, reason="calendar_changed")
+
+    async def recompute_open(
+        self, uow: UnitOfWork, operator: Mapping[str, Any], *, reason: str
+    ) -> int:
+        """Recompute an operator's open deadlines; return how many moved."""
+        calendar = calendar_of(operator)
+        now = self.rt.clock.now()
+        moved = 0
+        for row in await repo.lock_open_deadlines(uow.session, operator["ans_registry"]):
+            if row["demand_type"] is None:
+                continue  # records access: 72 clock hours, no calendar involved
+            try:
+                deadline = deadline_for(
+                    row["demand_type"], row["category"], row["started_at"], calendar
+                )
+            except NoDeadlineRuleError:
+                log.warning("no deadline rule on recompute", extra={"rule_id": row["rule_id"]})
+                continue
+            if deadline.due_at == row["due_at"]:
+                continue
+            instants = domain.checkpoint_instants(
+                self.rt.checkpoints, row["started_at"], deadline.due_at, calendar
+            )
+            await repo.update_deadline(
+                uow.session,
+                row["id"],
+                due_at=deadline.due_at,
+                rule_id=deadline.rule_id,
+                legal_basis=deadline.legal_basis,
+                ruleset_id=deadline.ruleset_id,
+                immediate=deadline.immediate,
+                recomputed_at=now,
+                next_check_at=domain.next_check(
+                    domain.OPEN, deadline.due_at, instants, row["warned"]
+                ),
+            )
+            uow.publish(
+                DeadlineRecomputed(
+                    **{**deadline_fields(row), "due_at": deadline.due_at},
+                    previous_due_at=row["due_at"],
+                    reason=reason,
+                    recomputed_at=now,
+                )
+            )
+            moved += 1
+        RECOMPUTED.labels(operator["ans_registry"]).inc(moved)
+        return moved
+
+    async def demands_registered(
+        self, items: Sequence[tuple[Event, Envelope]], uow: UnitOfWork
+    ) -> None:
+        """Schedule each demand's deadline as protocol-svc stated it (a batch at a time)."""
+        registered = [(e, env) for e, env in items if isinstance(e, DemandRegistered)]
+        if len(registered) != len(items):
+            raise PermanentError("unexpected demand.registered payload")
+        calendars: dict[str, BusinessCalendar] = {}
+        for event, _ in registered:
+            if event.ans_registry not in calendars:
+                operator = await repo.get_operator(uow.session, event.ans_registry)
+                if operator is None:
+                    raise OperatorUnknown("the operator's calendar has not arrived yet")
+                calendars[event.ans_registry] = calendar_of(operator)
+        rows = [self._deadline_row(e, calendars[e.ans_registry]) for e, _ in registered]
+        inserted = await repo.insert_deadlines(uow.session, rows)
+        for (event, envelope), values in zip(registered, rows, strict=True):
+            if values["demand_id"] not in inserted:
+                continue  # redelivered: the demand already has its deadline
+            inserted.discard(values["demand_id"])
+            uow.cause = envelope
+            uow.publish(
+                DeadlineScheduled(
+                    **deadline_fields(values),
+                    demand_type=event.demand_type,
+                    category=event.category,
+                    started_at=event.requested_at,
+                    immediate=event.immediate,
+                    rule_id=event.deadline_rule_id,
+                    legal_basis=event.deadline_legal_basis,
+                    ruleset_id=event.ruleset_id,
+                )
+            )
+            SCHEDULED.labels(event.ans_registry, values["kind"]).inc()
+
+    def _deadline_row(self, event: DemandRegistered, calendar: BusinessCalendar) -> dict[str, Any]:
+        """The deadline row of a registered demand."""
+        instants = domain.checkpoint_instants(
+            self.rt.checkpoints, event.requested_at, event.due_at, calendar
+        )
+        return {
+            # derived from the demand: a redelivered registration finds the same deadline
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:{event.demand_id}"),
+            "protocol_number": event.protocol_number,
+            "ans_registry": event.ans_registry,
+            "demand_id": event.demand_id,
+            "kind": "reanalysis" if event.reanalysis_of is not None else "demand",
+            "demand_type": event.demand_type,
+            "category": event.category,
+            "started_at": event.requested_at,
+            "registered_at": event.registered_at,
+            "due_at": event.due_at,
+            "immediate": event.immediate,
+            "rule_id": event.deadline_rule_id,
+            "legal_basis": event.deadline_legal_basis,
+            "ruleset_id": event.ruleset_id,
+            "status": domain.OPEN,
+            "warned": [],
+            "next_check_at": domain.next_check(domain.OPEN, event.due_at, instants, ()),
+        }
+
+    async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
+        """Close the demand's deadline: met or met late."""
+        row = await repo.lock_deadline_of_demand(uow.session, event.demand_id)
+        if row is None:
+            raise PermanentError("demand_id: no deadline was scheduled for this demand")
+        if row["status"] not in (domain.OPEN, domain.BREACHED):
+            return  # already closed
+        operator = await repo.get_operator(uow.session, row["ans_registry"])
+        if operator is None:
+            raise OperatorUnknown("ans_registry: the operator's calendar has not arrived yet")
+        outcome = domain.answered(
+            row["started_at"], row["due_at"], event.answered_at, calendar_of(operator)
+        )
+        await repo.update_deadline(
+            uow.session,
+            row["id"],
+            status=outcome.status,
+            answered_at=event.answered_at,
+            elapsed_business_days=outcome.elapsed_business_days,
+            elapsed_seconds=outcome.elapsed_seconds,
+            next_check_at=None,
+        )
+        uow.publish(
+            DeadlineMet(
+                **deadline_fields(row),
+                answered_at=event.answered_at,
+                late=outcome.late,
+                elapsed_business_days=outcome.elapsed_business_days,
+                elapsed_seconds=outcome.elapsed_seconds,
+            )
+        )
+        MET.labels(row["ans_registry"], row["kind"], str(outcome.late).lower()).inc()
+        TIME_TO_ANSWER.labels(row["kind"]).observe(outcome.elapsed_business_days)
+
+
+def event_consumers(
+    rt: Runtime,
+    kafka: KafkaSettings,
+    dead_letters: DeadLetterPublisher,
+    *,
+    name: str = "deadline-svc",
+    config: ConsumerConfig | None = None,
+) -> list[ConsumerRunner]:
+    """The consumers: ``operator.events`` in a group of its own, so that ``protocol.events``
+    can wait for an operator's calendar while the operators keep flowing."""
+    deadline_handlers = DeadlineHandlers(rt)
+    handlers = deadline_handlers.handlers()
+    common: dict[str, Any] = {
+        "sessions": rt.sessions,
+        "kafka": kafka,
+        "clock": rt.clock,
+        "source": rt.source,
+        "dead_letters": dead_letters,
+        "config": config,
+    }
+    return [
+        ConsumerRunner(
+            name=f"{name}.operators",
+            topics=["operator.events"],
+            handlers={"operator.upserted": handlers["operator.upserted"]},
+            **common,
+        ),
+        ConsumerRunner(
+            name=name,
+            topics=["protocol.events"],
+            handlers={t: h for t, h in handlers.items() if t != "operator.upserted"},
+            batch_handlers=deadline_handlers.batch_handlers(),
+            **common,
+        ),
+    ]

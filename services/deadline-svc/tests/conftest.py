@@ -1,0 +1,96 @@
+"""Fixtures of deadline-svc's tests: a migrated database, the runtime, the app, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from deadline_svc.runtime import Runtime
+from deadline_svc.settings import DeadlineSettings
+from deadline_svc_testdata import migrate
+from rn623_events.auth import mint_token
+from rn623_events.clock import ManualClock
+from rn623_events.db import create_engine, session_factory
+from rn623_events.settings import AuthSettings, KafkaSettings
+
+SECRET = "deadline-svc-tests-secret-0123456789abcdef"
+CHECKPOINTS = ("one_business_day_left", "elapsed_80_percent")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def migrated_database(database_url: str) -> str:
+    """A fresh database with deadline-svc's schema."""
+    await asyncio.to_thread(migrate, database_url)
+    return database_url
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Service time: a Friday morning in São Paulo (21 Nov 2025, 10:00 -03:00)."""
+    return ManualClock(datetime(2025, 11, 21, 13, 0, tzinfo=UTC))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated database."""
+    engine = create_engine(migrated_database, pool_size=4)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def runtime(engine: AsyncEngine, clock: ManualClock) -> Runtime:
+    """The runtime the consumer and the scheduler share."""
+    return Runtime(
+        sessions=session_factory(engine),
+        clock=clock,
+        source="deadline-svc",
+        checkpoints=CHECKPOINTS,
+    )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app_client(
+    migrated_database: str, clock: ManualClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process, its lifespan running."""
+    from deadline_svc.app import create_app
+
+    settings = DeadlineSettings(
+        database_url=migrated_database,
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        auth=AuthSettings(secret=SECRET),
+    )
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            yield client
+
+
+@pytest.fixture
+def token() -> Callable[..., dict[str, str]]:
+    """Authorization headers for a dev token (default: admin of every operator)."""
+
+    def make(
+        operators: tuple[str, ...] = ("*",), scopes: tuple[str, ...] = ("admin",)
+    ) -> dict[str, str]:
+        jwt = mint_token(
+            SECRET,
+            subject="test",
+            operators=operators,
+            scopes=scopes,
+            ttl=timedelta(hours=1),
+            issuer="rn623-dev",
+            audience="rn623",
+            now=datetime.now(UTC),
+        )
+        return {"Authorization": f"Bearer {jwt}"}
+
+    return make

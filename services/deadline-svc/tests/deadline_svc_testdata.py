@@ -1,0 +1,24 @@
+"""Test data shared by deadline-svc's test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from rn623_devinfra import migrations
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """The service's Alembic configuration, pointed at ``database_url``."""
+    return migrations.alembic_config(SERVICE_DIR, database_url)
+
+
+def migrate(database_url: str) -> None:
+    """Run the service's real Alembic migrations up to head."""
+    migrations.migrate(SERVICE_DIR, database_url)
+
+
+OPERATOR_A, OPERATOR_B = "123456", "654321"
