@@ -39,6 +39,7 @@ bench: install ## Measure the platform; prints tables and writes bench/results.j
 	$(RUN) python bench/backbone.py $(BENCH_ARGS)
 	$(RUN) python bench/rulebook.py
 	$(RUN) python bench/protocols.py
+	$(RUN) python bench/deadlines.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .
