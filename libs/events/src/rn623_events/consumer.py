@@ -23,7 +23,6 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import IllegalStateError, KafkaError
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rn623_events.clock import Clock
@@ -98,6 +97,19 @@ class ConsumerConfig:
     # as soon as a record is there, so this costs no latency there; some brokers (Tansu)
     # hold the fetch for the whole wait, so keep it short.
     fetch_max_wait_ms: int = 100
+
+
+# One statement for any number of events (arrays, unnested), so it is prepared once; a
+# multi-row VALUES insert would be compiled again by SQLAlchemy for every batch.
+_INBOX_CLAIM = sa.text(
+    """
+    INSERT INTO inbox (consumer, event_id, event_type)
+    SELECT :consumer, e, t
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:types AS text[])) AS claims (e, t)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+    """
+)
 
 
 class _Stopped(Exception):
@@ -342,15 +354,12 @@ class ConsumerRunner:
         if not envelopes:
             return set()
         claimed = await uow.session.execute(
-            pg_insert(inbox_table)
-            .values(
-                [
-                    {"consumer": self.name, "event_id": env.id, "event_type": env.type}
-                    for env in envelopes
-                ]
-            )
-            .on_conflict_do_nothing()
-            .returning(inbox_table.c.event_id)
+            _INBOX_CLAIM,
+            {
+                "consumer": self.name,
+                "event_ids": [env.id for env in envelopes],
+                "types": [env.type for env in envelopes],
+            },
         )
         return {row[0] for row in claimed}
 
