@@ -61,11 +61,15 @@ FILL = sa.text(
         started_at, registered_at, due_at, immediate, rule_id, legal_basis, ruleset_id,
         status, warned, next_check_at)
     SELECT gen_random_uuid(), lpad(i::text, 20, '0'), :operator, gen_random_uuid(), 'demand',
-        'assistance', now_, now_, now_ + interval '40 days', false,
+        'assistance', start_, start_, start_ + window_, false,
         'rn623.deadline.assistance', 'RN 623/2024', 'rn623-2025', 'open', '[]',
         CASE WHEN i <= :due THEN now_ - interval '1 minute'
              ELSE now_ + interval '1 hour' + (i % 2592000) * interval '1 second' END
-    FROM generate_series(1, :count) AS i, (SELECT CAST(:now AS timestamptz) AS now_) AS t
+    FROM generate_series(1, :count) AS i,
+        LATERAL (SELECT CAST(:now AS timestamptz) AS now_) AS t,
+        -- the due ones are 30 days into a 32-day window: both checkpoints have passed
+        LATERAL (SELECT CASE WHEN i <= :due THEN now_ - interval '30 days' ELSE now_ END
+                 AS start_, interval '32 days' AS window_) AS w
     """
 )
 
@@ -252,13 +256,20 @@ def report(figures: dict[str, Any]) -> None:
     tick, idle, consume = figures["tick"], figures["idle_tick"], figures["consume"]
     table.add_row("open deadlines in the table", f"{figures['open_deadlines']:,}", "1,000,000")
     table.add_row(
-        f"scheduler tick handling {tick['due']:,} due", f"{tick['seconds'] * 1000:,.0f} ms", "≤ 1 s"
+        f"scheduler tick: {tick['due']:,} due, {tick['warnings_emitted']:,} warnings",
+        f"{tick['seconds'] * 1000:,.0f} ms",
+        "≤ 1 s",
     )
     table.add_row("scheduler tick, nothing due", f"{idle['seconds'] * 1000:,.1f} ms", "")
     table.add_row(
-        f"consume {consume['events']:,} demand.registered",
-        f"{consume['events_per_s_total']:,.0f}/s",
+        f"consume {consume['events']:,} demand.registered, sustained",
+        f"{consume['events_per_s_after_first']:,.0f}/s",
         "≥ 2,000/s",
+    )
+    table.add_row(
+        "  the same, counting the consumer group's join",
+        f"{consume['events_per_s_total']:,.0f}/s",
+        "",
     )
     console.print(table)
 
