@@ -162,7 +162,12 @@ async def consumer_figures(rt: Runtime, bootstrap: str, args: argparse.Namespace
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     await ensure_topics(
         kafka,
-        [topic("operator.events"), topic("protocol.events"), topic(dlq_topic("deadline-svc"))],
+        [
+            topic("operator.events"),
+            topic("protocol.events"),
+            topic("retention.events"),
+            topic(dlq_topic("deadline-svc")),
+        ],
     )
     console.print(f"publishing {args.events:,} demand.registered…")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)

@@ -34,7 +34,10 @@ async def test_events_from_the_broker_schedule_close_and_dead_letter(
     runtime: Runtime, kafka_bootstrap_servers: str, unique_suffix: str
 ) -> None:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap_servers)
-    await ensure_topics(kafka, [topic("operator.events"), topic("protocol.events"), topic(DLQ)])
+    await ensure_topics(
+        kafka,
+        [topic("operator.events"), topic("protocol.events"), topic("retention.events"), topic(DLQ)],
+    )
     ans = f"{secrets.randbelow(900_000) + 100_000}"  # an operator of this test only
     now = runtime.clock.now()
     operator = OperatorUpserted(

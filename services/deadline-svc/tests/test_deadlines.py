@@ -20,6 +20,7 @@ from deadline_svc_testdata import OPERATOR_A
 from rn623_events.clock import ManualClock
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered
+from rn623_events.contracts.retention import AccessRequestFulfilled, AccessRequestOpened
 from rn623_events.db import create_engine, session_factory
 from rn623_events.envelope import make_envelope
 from rn623_rulebook import calendar_for, deadline_for, operator_calendar_spec
@@ -102,6 +103,10 @@ async def handle(rt: Runtime, *events: Any) -> None:
                 await handlers.demands_registered([(event, envelope)], uow)
             elif isinstance(event, OperatorUpserted):
                 await handlers.operator_upserted(event, uow)
+            elif isinstance(event, AccessRequestOpened):
+                await handlers.access_request_opened(event, uow)
+            elif isinstance(event, AccessRequestFulfilled):
+                await handlers.access_request_fulfilled(event, uow)
             else:
                 await handlers.demand_answered(event, uow)
             await uow.commit()
@@ -244,3 +249,48 @@ async def test_an_urgency_is_due_within_the_hour_and_warns_at_80_percent(
     assert warning["checkpoint"] == "elapsed_80_percent"
     assert datetime.fromisoformat(warning["due_at"]) == urgency.due_at
     assert datetime.fromisoformat(warning["warned_at"]).astimezone(UTC) == clock.now()
+
+
+async def test_a_records_access_request_is_due_in_72_hours(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    request_id = uuid.uuid4()
+    common = {
+        "request_id": request_id,
+        "protocol_number": f"{OPERATOR_A}20251114000001",
+        "ans_registry": OPERATOR_A,
+    }
+    opened = AccessRequestOpened(
+        **common,
+        requested_at=FRIDAY,
+        due_at=FRIDAY + timedelta(hours=72),
+        rule_id="rn623.deadline.records_access",
+        legal_basis="RN 623/2024",
+        ruleset_id="rn623-2025",
+    )
+    await handle(runtime, operator(), opened, opened)  # redelivered: one deadline
+    clock.set(FRIDAY + timedelta(hours=60))  # past 80 % of the window
+    await Scheduler(runtime).tick()
+    fulfilled_at = FRIDAY + timedelta(hours=70)
+    await handle(runtime, AccessRequestFulfilled(**common, fulfilled_at=fulfilled_at))
+    async with runtime.sessions() as session:
+        row = (
+            (
+                await session.execute(
+                    sa.text("SELECT * FROM deadlines WHERE access_request_id = :r"),
+                    {"r": request_id},
+                )
+            )
+            .mappings()
+            .one()
+        )
+    assert (row["kind"], row["status"], row["demand_id"]) == ("records_access", "met", None)
+    assert row["answered_at"] == fulfilled_at
+    [scheduled] = await events(runtime, "deadline.scheduled")
+    assert scheduled["access_request_id"] == str(request_id)
+    [warning] = await events(runtime, "deadline.warning")
+    assert (
+        warning["checkpoint"] == "elapsed_80_percent"
+    )  # the day before Monday 17 is the request day
+    [met] = await events(runtime, "deadline.met")
+    assert met["late"] is False

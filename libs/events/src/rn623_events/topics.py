@@ -150,7 +150,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         name="retention.events",
         partitions=6,
         owner="retention-svc",
-        key="protocol number (access requests: the request id)",
+        key="protocol number",
         summary="Retention schedules, purge requests, disposals and access requests.",
         consumers=("protocol-svc", "notification-svc"),
     ),

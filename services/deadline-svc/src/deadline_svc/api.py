@@ -265,6 +265,7 @@ def _deadline_out(
         protocol_number=row["protocol_number"],
         operator=row["ans_registry"],
         demand_id=row["demand_id"],
+        access_request_id=row["access_request_id"],
         kind=row["kind"],
         demand_type=row["demand_type"],
         category=row["category"],

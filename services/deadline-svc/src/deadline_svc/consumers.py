@@ -7,6 +7,8 @@
   ``reanalysis_of``) with the due instant protocol-svc stated, so receipts and deadlines
   agree; emits ``deadline.scheduled``.
 - ``demand.answered`` closes the deadline: met, or met late; emits ``deadline.met``.
+- ``access_request.opened`` / ``access_request.fulfilled`` (``retention.events``) do
+  the same for a records-access request (72 clock hours).
 
 ``demand.reanalysis_requested`` needs nothing here: the re-analysis arrives as its own
 ``demand.registered``. Every effect is idempotent under redelivery (inbox, unique demand
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -37,6 +40,7 @@ from rn623_events.consumer import (
 from rn623_events.contracts.deadlines import DeadlineMet, DeadlineRecomputed, DeadlineScheduled
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered
+from rn623_events.contracts.retention import AccessRequestFulfilled, AccessRequestOpened
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
@@ -71,6 +75,7 @@ def deadline_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
         "protocol_number": row["protocol_number"],
         "ans_registry": row["ans_registry"],
         "demand_id": row["demand_id"],
+        "access_request_id": row["access_request_id"],
         "kind": row["kind"],
         "due_at": row["due_at"],
     }
@@ -87,6 +92,10 @@ class DeadlineHandlers:
         return {
             "operator.upserted": typed_handler(OperatorUpserted, self.operator_upserted),
             "demand.answered": typed_handler(DemandAnswered, self.demand_answered),
+            "access_request.opened": typed_handler(AccessRequestOpened, self.access_request_opened),
+            "access_request.fulfilled": typed_handler(
+                AccessRequestFulfilled, self.access_request_fulfilled
+            ),
         }
 
     def batch_handlers(self) -> dict[str, BatchHandler]:
@@ -169,10 +178,7 @@ class DeadlineHandlers:
         calendars: dict[str, BusinessCalendar] = {}
         for event, _ in registered:
             if event.ans_registry not in calendars:
-                operator = await repo.get_operator(uow.session, event.ans_registry)
-                if operator is None:
-                    raise OperatorUnknown("the operator's calendar has not arrived yet")
-                calendars[event.ans_registry] = calendar_of(operator)
+                calendars[event.ans_registry] = await self._calendar(uow, event.ans_registry)
         rows = [self._deadline_row(e, calendars[e.ans_registry]) for e, _ in registered]
         inserted = await repo.insert_deadlines(uow.session, rows)
         for (event, envelope), values in zip(registered, rows, strict=True):
@@ -205,6 +211,7 @@ class DeadlineHandlers:
             "protocol_number": event.protocol_number,
             "ans_registry": event.ans_registry,
             "demand_id": event.demand_id,
+            "access_request_id": None,
             "kind": "reanalysis" if event.reanalysis_of is not None else "demand",
             "demand_type": event.demand_type,
             "category": event.category,
@@ -222,22 +229,71 @@ class DeadlineHandlers:
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """Close the demand's deadline: met or met late."""
-        row = await repo.lock_deadline_of_demand(uow.session, event.demand_id)
+        row = await repo.lock_deadline(uow.session, demand_id=event.demand_id)
         if row is None:
             raise PermanentError("demand_id: no deadline was scheduled for this demand")
+        await self._close(row, event.answered_at, uow)
+
+    async def access_request_opened(self, event: AccessRequestOpened, uow: UnitOfWork) -> None:
+        """Schedule a records-access deadline (72 clock hours, as retention-svc stated)."""
+        calendar = await self._calendar(uow, event.ans_registry)
+        instants = domain.checkpoint_instants(
+            self.rt.checkpoints, event.requested_at, event.due_at, calendar
+        )
+        values = {
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:access:{event.request_id}"),
+            "protocol_number": event.protocol_number,
+            "ans_registry": event.ans_registry,
+            "demand_id": None,
+            "access_request_id": event.request_id,
+            "kind": "records_access",
+            "demand_type": None,
+            "category": None,
+            "started_at": event.requested_at,
+            "registered_at": event.requested_at,
+            "due_at": event.due_at,
+            "immediate": False,
+            "rule_id": event.rule_id,
+            "legal_basis": event.legal_basis,
+            "ruleset_id": event.ruleset_id,
+            "status": domain.OPEN,
+            "warned": [],
+            "next_check_at": domain.next_check(domain.OPEN, event.due_at, instants, ()),
+        }
+        if not await repo.insert_access_deadline(uow.session, values):
+            return
+        uow.publish(
+            DeadlineScheduled(
+                **deadline_fields(values),
+                started_at=event.requested_at,
+                immediate=False,
+                rule_id=event.rule_id,
+                legal_basis=event.legal_basis,
+                ruleset_id=event.ruleset_id,
+            )
+        )
+        SCHEDULED.labels(event.ans_registry, "records_access").inc()
+
+    async def access_request_fulfilled(
+        self, event: AccessRequestFulfilled, uow: UnitOfWork
+    ) -> None:
+        """Close the records-access deadline: met or met late."""
+        row = await repo.lock_deadline(uow.session, access_request_id=event.request_id)
+        if row is None:
+            raise PermanentError("request_id: no deadline was scheduled for this request")
+        await self._close(row, event.fulfilled_at, uow)
+
+    async def _close(self, row: Mapping[Any, Any], at: datetime, uow: UnitOfWork) -> None:
+        """End an open or breached deadline with its answer at ``at``."""
         if row["status"] not in (domain.OPEN, domain.BREACHED):
             return  # already closed
-        operator = await repo.get_operator(uow.session, row["ans_registry"])
-        if operator is None:
-            raise OperatorUnknown("ans_registry: the operator's calendar has not arrived yet")
-        outcome = domain.answered(
-            row["started_at"], row["due_at"], event.answered_at, calendar_of(operator)
-        )
+        calendar = await self._calendar(uow, row["ans_registry"])
+        outcome = domain.answered(row["started_at"], row["due_at"], at, calendar)
         await repo.update_deadline(
             uow.session,
             row["id"],
             status=outcome.status,
-            answered_at=event.answered_at,
+            answered_at=at,
             elapsed_business_days=outcome.elapsed_business_days,
             elapsed_seconds=outcome.elapsed_seconds,
             next_check_at=None,
@@ -245,7 +301,7 @@ class DeadlineHandlers:
         uow.publish(
             DeadlineMet(
                 **deadline_fields(row),
-                answered_at=event.answered_at,
+                answered_at=at,
                 late=outcome.late,
                 elapsed_business_days=outcome.elapsed_business_days,
                 elapsed_seconds=outcome.elapsed_seconds,
@@ -253,6 +309,12 @@ class DeadlineHandlers:
         )
         MET.labels(row["ans_registry"], row["kind"], str(outcome.late).lower()).inc()
         TIME_TO_ANSWER.labels(row["kind"]).observe(outcome.elapsed_business_days)
+
+    async def _calendar(self, uow: UnitOfWork, ans_registry: str) -> BusinessCalendar:
+        operator = await repo.get_operator(uow.session, ans_registry)
+        if operator is None:
+            raise OperatorUnknown("the operator's calendar has not arrived yet")
+        return calendar_of(operator)
 
 
 def event_consumers(
@@ -284,7 +346,7 @@ def event_consumers(
         ),
         ConsumerRunner(
             name=name,
-            topics=["protocol.events"],
+            topics=["protocol.events", "retention.events"],
             handlers={t: h for t, h in handlers.items() if t != "operator.upserted"},
             batch_handlers=deadline_handlers.batch_handlers(),
             **common,

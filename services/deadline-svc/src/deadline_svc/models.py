@@ -28,6 +28,7 @@ deadlines = sa.Table(
     sa.Column("protocol_number", sa.String(30), nullable=False),
     sa.Column("ans_registry", sa.String(6), nullable=False),
     sa.Column("demand_id", UUID(as_uuid=True), unique=True),
+    sa.Column("access_request_id", UUID(as_uuid=True), unique=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("demand_type", sa.Text),
     sa.Column("category", sa.Text),

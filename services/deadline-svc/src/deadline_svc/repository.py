@@ -73,12 +73,28 @@ async def insert_deadlines(
     return set(inserted.scalars())
 
 
-async def lock_deadline_of_demand(session: AsyncSession, demand_id: uuid.UUID) -> RowMapping | None:
-    """A demand's deadline, locked until the transaction ends."""
+async def insert_access_deadline(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Insert a records-access deadline; False if the request already has one."""
+    inserted = await session.execute(
+        pg_insert(deadlines)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["access_request_id"])
+        .returning(deadlines.c.id)
+    )
+    return inserted.first() is not None
+
+
+async def lock_deadline(
+    session: AsyncSession,
+    *,
+    demand_id: uuid.UUID | None = None,
+    access_request_id: uuid.UUID | None = None,
+) -> RowMapping | None:
+    """The deadline of a demand or of an access request, locked until the transaction ends."""
+    column = deadlines.c.demand_id if demand_id is not None else deadlines.c.access_request_id
+    key = demand_id if demand_id is not None else access_request_id
     row = (
-        await session.execute(
-            sa.select(deadlines).where(deadlines.c.demand_id == demand_id).with_for_update()
-        )
+        await session.execute(sa.select(deadlines).where(column == key).with_for_update())
     ).first()
     return row._mapping if row is not None else None
 

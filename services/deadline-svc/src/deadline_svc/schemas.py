@@ -31,6 +31,9 @@ class DeadlineOut(BaseModel):
     protocol_number: str
     operator: str = Field(description="ANS registration of the operator (6 digits).")
     demand_id: uuid.UUID | None
+    access_request_id: uuid.UUID | None = Field(
+        default=None, description="The records-access request (kind records_access)."
+    )
     kind: str = Field(description="What the deadline is for: demand, reanalysis, records_access.")
     demand_type: str | None
     category: str | None

@@ -84,6 +84,11 @@ RecordClass = Literal[
 ]
 """Class of record with its own retention period (DESIGN §2)."""
 
+RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.:-]*$"
+
+RuleId = Annotated[str, Field(pattern=RULE_ID_PATTERN, max_length=120)]
+"""Id of a rulebook rule, e.g. ``rn623.deadline.assistance``."""
+
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 """Name of a platform service, e.g. ``protocol-svc``."""
 

@@ -20,6 +20,7 @@ from rn623_events.contracts.common import (
     Category,
     DemandTypeStr,
     ProtocolNumberStr,
+    RuleId,
 )
 from rn623_events.registry import Event, contract
 
@@ -34,8 +35,6 @@ Checkpoint = Literal["one_business_day_left", "elapsed_80_percent"]
 RecomputeReason = Literal["calendar_changed", "ruleset_changed"]
 """Why an open deadline was recomputed."""
 
-_RULE_ID = r"^[a-z0-9][a-z0-9_.:-]*$"
-
 
 class DeadlineEvent(Event):
     """Base of every ``deadline.events`` payload."""
@@ -45,6 +44,9 @@ class DeadlineEvent(Event):
     ans_registry: AnsRegistry = Field(description="ANS registration of the operator (tenant).")
     demand_id: uuid.UUID | None = Field(
         default=None, description="The demand whose answer is due (none for records access)."
+    )
+    access_request_id: uuid.UUID | None = Field(
+        default=None, description="The records-access request (kind records_access)."
     )
     kind: DeadlineKind = Field(description="What the deadline is for.")
     due_at: AwareDatetime = Field(description="The due instant (after any recomputation).")
@@ -67,7 +69,7 @@ class DeadlineScheduled(DeadlineEvent):
         description="Urgency/emergency: due at once, tracked with the rulebook's tolerance "
         "and surfaced first."
     )
-    rule_id: str = Field(pattern=_RULE_ID, max_length=120, description="Rulebook rule applied.")
+    rule_id: RuleId = Field(description="Rulebook rule applied.")
     legal_basis: str = Field(min_length=1, max_length=1000, description="The rule's basis.")
     ruleset_id: str = Field(min_length=1, max_length=120, description="Rule set in force.")
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from rn623_events.contracts.common import (
     REANALYSIS_OUTCOMES,
+    RULE_ID_PATTERN,
     AnsRegistry,
     AnswerText,
     AwareDatetime,
@@ -47,7 +48,7 @@ TOPIC = "protocol.events"
 DeadlineUnit = Literal["business_days", "hours"]
 """Unit of a deadline amount: business days (operator's calendar) or clock hours."""
 
-_RULE_ID = r"^[a-z0-9][a-z0-9_.:-]*$"
+_RULE_ID = RULE_ID_PATTERN
 _E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
