@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -294,3 +296,29 @@ async def test_a_records_access_request_is_due_in_72_hours(
     )  # the day before Monday 17 is the request day
     [met] = await events(runtime, "deadline.met")
     assert met["late"] is False
+
+
+async def test_a_rule_set_release_recomputes_open_deadlines_on_request(
+    runtime: Runtime, app_client: httpx.AsyncClient, token: Callable[..., dict[str, str]]
+) -> None:
+    stale, closed = registered(FRIDAY, number=1), registered(FRIDAY, number=2)
+    # as if an earlier rule set had given these demands one more day
+    stale = stale.model_copy(update={"due_at": stale.due_at + timedelta(days=1)})
+    closed = closed.model_copy(update={"due_at": closed.due_at + timedelta(days=1)})
+    await handle(runtime, operator(), stale, closed)
+    await handle(runtime, answer(closed, datetime(2025, 11, 17, 11, 0, tzinfo=SAO_PAULO)))
+    url = f"/v1/operators/{OPERATOR_A}/recompute"
+
+    reader = await app_client.post(url, headers=token(scopes=("deadlines:read",)))
+    other = await app_client.post(url, headers=token(operators=("654321",)))
+    response = await app_client.post(url, headers=token())
+
+    assert (reader.status_code, other.status_code) == (403, 403)
+    assert response.json() == {"operator": OPERATOR_A, "recomputed": 1}
+    assert (await deadline_of(runtime, stale))["due_at"] == registered(FRIDAY).due_at
+    assert (await deadline_of(runtime, closed))["due_at"] == closed.due_at
+    [recomputed] = await events(runtime, "deadline.recomputed")
+    assert recomputed["reason"] == "ruleset_changed"
+    assert (
+        await app_client.post("/v1/operators/999999/recompute", headers=token())
+    ).status_code == 404

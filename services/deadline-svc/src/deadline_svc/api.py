@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from deadline_svc import domain
 from deadline_svc import repository as repo
+from deadline_svc.recompute import recompute_open
 from deadline_svc.runtime import Runtime, calendar_of
 from deadline_svc.schemas import (
     ANS_PATTERN,
@@ -31,6 +32,7 @@ from deadline_svc.schemas import (
     IgrExcellenceRuleOut,
     IgrReductionRuleOut,
     PorteRuleOut,
+    RecomputeOut,
     RetentionRuleOut,
     RuleOut,
     RulesOut,
@@ -226,6 +228,28 @@ async def get_rules(
         on=day,
         rules=[_rule_out(rule, day) for rule in rules],
     )
+
+
+@router.post(
+    "/operators/{ans_registry}/recompute",
+    response_model=RecomputeOut,
+    tags=["deadlines"],
+)
+async def recompute_deadlines(
+    ans_registry: Annotated[str, Path(pattern=ANS_PATTERN)],
+    rt: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("admin"))],
+) -> RecomputeOut:
+    """Recompute an operator's open deadlines with the rule set now in force (after a
+    rulebook release); each one that moves emits ``deadline.recomputed``."""
+    ensure_operator(principal, ans_registry)
+    async with rt.uow() as uow:
+        operator = await repo.get_operator(uow.session, ans_registry)
+        if operator is None:
+            raise ProblemError(404, "Not Found", "operator is not known to deadline-svc")
+        moved = await recompute_open(rt, uow, operator, reason="ruleset_changed")
+        await uow.commit()
+    return RecomputeOut(operator=ans_registry, recomputed=moved)
 
 
 # ---- helpers -----------------------------------------------------------------------------

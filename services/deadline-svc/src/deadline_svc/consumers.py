@@ -27,6 +27,8 @@ from prometheus_client import Counter, Histogram
 
 from deadline_svc import domain
 from deadline_svc import repository as repo
+from deadline_svc.domain import deadline_fields
+from deadline_svc.recompute import recompute_open
 from deadline_svc.runtime import Runtime, calendar_of
 from rn623_events.consumer import (
     BatchHandler,
@@ -37,7 +39,7 @@ from rn623_events.consumer import (
     PermanentError,
     typed_handler,
 )
-from rn623_events.contracts.deadlines import DeadlineMet, DeadlineRecomputed, DeadlineScheduled
+from rn623_events.contracts.deadlines import DeadlineMet, DeadlineScheduled
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered
 from rn623_events.contracts.retention import AccessRequestFulfilled, AccessRequestOpened
@@ -46,13 +48,12 @@ from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
 from rn623_events.registry import Event
 from rn623_events.settings import KafkaSettings
-from rn623_rulebook import BusinessCalendar, NoDeadlineRuleError, deadline_for
+from rn623_rulebook import BusinessCalendar
 
 log = logging.getLogger(__name__)
 
 SCHEDULED = Counter("deadlines_scheduled_total", "Deadlines scheduled", ["operator", "kind"])
 MET = Counter("deadlines_met_total", "Deadlines met", ["operator", "kind", "late"])
-RECOMPUTED = Counter("deadlines_recomputed_total", "Open deadlines recomputed", ["operator"])
 TIME_TO_ANSWER = Histogram(
     "deadline_time_to_answer_business_days",
     "Business days from the start of the count to the answer",
@@ -66,19 +67,6 @@ CALENDAR_FIELDS = ("timezone", "uf", "municipality_ibge", "extra_holidays")
 class OperatorUnknown(NotReady):
     """The operator's calendar has not arrived yet: the protocol consumer waits for the
     operator consumer (a separate group, so it never waits on itself)."""
-
-
-def deadline_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """The fields every ``deadline.*`` event carries, from a deadline row."""
-    return {
-        "deadline_id": row["id"],
-        "protocol_number": row["protocol_number"],
-        "ans_registry": row["ans_registry"],
-        "demand_id": row["demand_id"],
-        "access_request_id": row["access_request_id"],
-        "kind": row["kind"],
-        "due_at": row["due_at"],
-    }
 
 
 class DeadlineHandlers:
@@ -119,54 +107,7 @@ class DeadlineHandlers:
             return
         if previous is None or all(previous[f] == values[f] for f in CALENDAR_FIELDS):
             return
-        await self.recompute_open(uow, values, reason="calendar_changed")
-
-    async def recompute_open(
-        self, uow: UnitOfWork, operator: Mapping[str, Any], *, reason: str
-    ) -> int:
-        """Recompute an operator's open deadlines; return how many moved."""
-        calendar = calendar_of(operator)
-        now = self.rt.clock.now()
-        moved = 0
-        for row in await repo.lock_open_deadlines(uow.session, operator["ans_registry"]):
-            if row["demand_type"] is None:
-                continue  # records access: 72 clock hours, no calendar involved
-            try:
-                deadline = deadline_for(
-                    row["demand_type"], row["category"], row["started_at"], calendar
-                )
-            except NoDeadlineRuleError:
-                log.warning("no deadline rule on recompute", extra={"rule_id": row["rule_id"]})
-                continue
-            if deadline.due_at == row["due_at"]:
-                continue
-            instants = domain.checkpoint_instants(
-                self.rt.checkpoints, row["started_at"], deadline.due_at, calendar
-            )
-            await repo.update_deadline(
-                uow.session,
-                row["id"],
-                due_at=deadline.due_at,
-                rule_id=deadline.rule_id,
-                legal_basis=deadline.legal_basis,
-                ruleset_id=deadline.ruleset_id,
-                immediate=deadline.immediate,
-                recomputed_at=now,
-                next_check_at=domain.next_check(
-                    domain.OPEN, deadline.due_at, instants, row["warned"]
-                ),
-            )
-            uow.publish(
-                DeadlineRecomputed(
-                    **{**deadline_fields(row), "due_at": deadline.due_at},
-                    previous_due_at=row["due_at"],
-                    reason=reason,
-                    recomputed_at=now,
-                )
-            )
-            moved += 1
-        RECOMPUTED.labels(operator["ans_registry"]).inc(moved)
-        return moved
+        await recompute_open(self.rt, uow, values, reason="calendar_changed")
 
     async def demands_registered(
         self, items: Sequence[tuple[Event, Envelope]], uow: UnitOfWork

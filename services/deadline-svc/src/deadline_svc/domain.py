@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from typing import Any
 
 from rn623_rulebook import BusinessCalendar
 
@@ -116,6 +117,19 @@ def answered(
 def business_days_left(now: datetime, due_at: datetime, calendar: BusinessCalendar) -> int:
     """Business days after today until the due day (0 on the due day itself)."""
     return max(calendar.business_days_remaining(now, due_at), 0)
+
+
+def deadline_fields(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The fields every ``deadline.*`` event carries, from a deadline row."""
+    return {
+        "deadline_id": row["id"],
+        "protocol_number": row["protocol_number"],
+        "ans_registry": row["ans_registry"],
+        "demand_id": row["demand_id"],
+        "access_request_id": row["access_request_id"],
+        "kind": row["kind"],
+        "due_at": row["due_at"],
+    }
 
 
 def _utc(moment: datetime) -> datetime:

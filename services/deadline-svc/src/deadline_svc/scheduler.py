@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from deadline_svc import domain
 from deadline_svc import repository as repo
-from deadline_svc.consumers import deadline_fields
+from deadline_svc.domain import deadline_fields
 from deadline_svc.runtime import Runtime, calendar_of
 from rn623_events.contracts.deadlines import DeadlineBreached, DeadlineWarning
 from rn623_events.worker import sleep_unless_stopped

@@ -167,3 +167,10 @@ class RulesOut(BaseModel):
     published_on: dt.date
     on: dt.date = Field(description="The day the rules are judged in force on.")
     rules: list[RuleOut]
+
+
+class RecomputeOut(BaseModel):
+    """How many open deadlines of the operator moved."""
+
+    operator: str
+    recomputed: int
