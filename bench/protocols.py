@@ -171,6 +171,44 @@ async def raw_insert_rate(dsn: str, concurrency: int, seconds: float) -> float:
     return rate
 
 
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop service processes (SIGTERM, then SIGKILL after 15 s) and forget them."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    processes.clear()
+
+
+def start_api(
+    app: str, port: int, workers: int, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start uvicorn with an app factory on a loopback port."""
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env,
+        log,
+    )
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a service process with its output in ``log``."""
     handle = log.open("wb")
@@ -208,26 +246,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         console.print(f"starting protocol-svc api ({args.workers} uvicorn workers) and worker…")
         processes.append(
-            start(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "protocol_svc.app:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(args.workers),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env,
-                tmp / "api.log",
-            )
+            start_api("protocol_svc.app:create_app", port, args.workers, env, tmp / "api.log")
         )
         processes.append(
             start([sys.executable, "-m", "protocol_svc.worker"], env, tmp / "worker.log")
@@ -285,15 +304,33 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         figures["ratio_saturation_to_raw"] = (
             figures["saturation"]["completed_per_s"] / figures["raw_insert_commit_per_s"]
         )
+        stop(processes)
+        console.print("the same HTTP stack with no database (framework ceiling)…")
+        ceiling_port = free_port()
+        processes.append(
+            start_api(
+                "framework_ceiling_app:create_app",
+                ceiling_port,
+                args.workers,
+                {**env, "PYTHONPATH": str(ROOT / "bench")},
+                tmp / "ceiling.log",
+            )
+        )
+        wait_for_port("127.0.0.1", ceiling_port, timeout=60)
+        async with aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{ceiling_port}",
+            connector=aiohttp.TCPConnector(limit=256),
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as client:
+            await closed_loop(client, headers, 16, 2.0)  # warm-up
+            ceiling = await closed_loop(client, headers, args.clients, args.seconds)
+        figures["framework_ceiling"] = ceiling
+        figures["ratio_saturation_to_framework"] = (
+            figures["saturation"]["completed_per_s"] / ceiling["completed_per_s"]
+        )
         return figures
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
         broker.stop()
         postgres.stop()
 
@@ -324,8 +361,20 @@ def report(figures: dict[str, Any]) -> None:
     table.add_row(
         "raw asyncpg insert+commit", f"{figures['raw_insert_commit_per_s']:,.0f}", "", "", "", ""
     )
+    ceiling = figures["framework_ceiling"]
+    table.add_row(
+        "same HTTP stack, no database",
+        f"{ceiling['completed_per_s']:,.0f}",
+        f"{ceiling['p50_ms']:.1f}",
+        f"{ceiling['p95_ms']:.1f}",
+        f"{ceiling['p99_ms']:.1f}",
+        str(ceiling["errors"]),
+    )
     console.print(table)
-    console.print(f"saturation / raw = {figures['ratio_saturation_to_raw']:.2f}")
+    console.print(
+        f"saturation / raw insert+commit = {figures['ratio_saturation_to_raw']:.2f}; "
+        f"saturation / framework ceiling = {figures['ratio_saturation_to_framework']:.2f}"
+    )
 
 
 def main() -> None:
