@@ -322,3 +322,27 @@ async def test_a_rule_set_release_recomputes_open_deadlines_on_request(
     assert (
         await app_client.post("/v1/operators/999999/recompute", headers=token())
     ).status_code == 404
+
+
+async def test_dashboards_get_open_due_soon_breaches_and_time_to_answer(
+    runtime: Runtime, clock: ManualClock, app_client: httpx.AsyncClient
+) -> None:
+    answered_one, breached, still_open = (registered(FRIDAY, number=n) for n in (1, 2, 3))
+    soon = registered(datetime(2025, 11, 25, 9, 0, tzinfo=SAO_PAULO), number=4)
+    await handle(runtime, operator(), answered_one, breached, still_open)
+    await handle(runtime, answer(answered_one, datetime(2025, 11, 19, 16, 0, tzinfo=SAO_PAULO)))
+    clock.set(datetime(2025, 11, 25, 9, 0, tzinfo=SAO_PAULO))
+    await handle(runtime, answer(still_open, clock.now()))  # late
+    scheduler = Scheduler(runtime)
+    await scheduler.tick()  # breaches the one left unanswered
+    await handle(runtime, soon)
+    clock.set(datetime(2025, 12, 2, 8, 0, tzinfo=SAO_PAULO))  # soon is due tonight
+    await scheduler.refresh_gauges()
+
+    text = (await app_client.get("/metrics")).text
+    labels = f'kind="demand",operator="{OPERATOR_A}"'
+    assert f"deadlines_open{{{labels}}} 1.0" in text
+    assert f"deadlines_due_within_24h{{{labels}}} 1.0" in text
+    assert f"deadline_breaches_total{{{labels}}}" in text
+    assert 'deadline_time_to_answer_business_days_bucket{kind="demand",le="3.0"}' in text
+    assert 'deadline_time_to_answer_hours_count{kind="demand"}' in text

@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 
 SCHEDULED = Counter("deadlines_scheduled_total", "Deadlines scheduled", ["operator", "kind"])
 MET = Counter("deadlines_met_total", "Deadlines met", ["operator", "kind", "late"])
+TIME_TO_ANSWER_HOURS = Histogram(
+    "deadline_time_to_answer_hours",
+    "Clock hours from the start of the count to the answer",
+    ["kind"],
+    buckets=(1, 4, 8, 24, 48, 72, 120, 168, 240, 336, 504, 720),
+)
 TIME_TO_ANSWER = Histogram(
     "deadline_time_to_answer_business_days",
     "Business days from the start of the count to the answer",
@@ -250,6 +256,7 @@ class DeadlineHandlers:
         )
         MET.labels(row["ans_registry"], row["kind"], str(outcome.late).lower()).inc()
         TIME_TO_ANSWER.labels(row["kind"]).observe(outcome.elapsed_business_days)
+        TIME_TO_ANSWER_HOURS.labels(row["kind"]).observe(outcome.elapsed_seconds / 3600)
 
     async def _calendar(self, uow: UnitOfWork, ans_registry: str) -> BusinessCalendar:
         operator = await repo.get_operator(uow.session, ans_registry)
