@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -557,3 +558,12 @@ async def test_purge_requests_delete_or_anonymize_and_are_confirmed_once(
     assert {c["owner"] for c in confirmations} == {"protocol-svc"}
     assert (answer["text"], answer["answered_by"]) == (PURGED_TEXT, None)
     assert answer["outcome"] == "denied"  # kept for the statistics
+
+
+async def test_a_contact_reported_after_midnight_keeps_its_day(ingestion: Ingestion) -> None:
+    occurred = datetime(2025, 11, 20, 23, 58, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    await ingestion.send(contact_opened(ingestion, 1, occurred_at=occurred))
+    await eventually(lambda: has_protocol(ingestion, 1))
+    [protocol] = await ingestion.protocols(ingestion.contact(1))
+    assert protocol["number"][6:14] == "20251120"  # the contact's day, not processing's
+    assert protocol["opened_at"] == occurred

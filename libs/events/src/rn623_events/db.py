@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -117,7 +118,8 @@ _OUTBOX_INSERT = sa.text(
         FROM unnest(
             CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]),
             CAST(:types AS text[]), CAST(:headers AS text[]), CAST(:payloads AS text[])
-        ) AS rows (e, t, k, y, h, p)
+        ) WITH ORDINALITY AS rows (e, t, k, y, h, p, n)
+        ORDER BY n  -- ids follow the publish order, which the relay keeps
         RETURNING id
     )
     SELECT pg_notify(:channel, '') FROM inserted LIMIT 1
@@ -216,8 +218,12 @@ class UnitOfWork:
 
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for failures of the database connection itself (not of the message)."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(
+        exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError
+    ):
+        return False  # a file of the service itself: a bug or a bad deployment, not the network
     return isinstance(exc, ConnectionError | OSError | TimeoutError)

@@ -21,11 +21,12 @@ DLQ_PREFIX = "dlq_"
 MAX_ERROR_CHARS = 500
 
 
-def describe_error(error: BaseException) -> str:
-    """The error's text without the data it may quote (names, CPFs, free text)."""
+def describe_error(error: BaseException, *, at: str = "") -> str:
+    """The error's text without the data it may quote (names, CPFs, free text); a
+    validation error names each field, prefixed with ``at`` (e.g. ``beneficiary.``)."""
     if isinstance(error, ValidationError):
         return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            f"{at}{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in error.errors(include_input=False, include_url=False)
         )
     return redact_text(str(error))

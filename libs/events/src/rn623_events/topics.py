@@ -152,7 +152,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         owner="retention-svc",
         key="protocol number",
         summary="Retention schedules, purge requests, disposals and access requests.",
-        consumers=("protocol-svc", "notification-svc"),
+        consumers=("protocol-svc", "deadline-svc", "notification-svc"),
     ),
     TopicSpec(
         name="igr.events",

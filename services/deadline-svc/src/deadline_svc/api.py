@@ -244,7 +244,8 @@ async def recompute_deadlines(
     rulebook release); each one that moves emits ``deadline.recomputed``."""
     ensure_operator(principal, ans_registry)
     async with rt.uow() as uow:
-        operator = await repo.get_operator(uow.session, ans_registry)
+        # locked: a calendar change being applied now finishes first, then we see it
+        operator = await repo.get_operator(uow.session, ans_registry, lock=True)
         if operator is None:
             raise ProblemError(404, "Not Found", "operator is not known to deadline-svc")
         moved = await recompute_open(rt, uow, operator, reason="ruleset_changed")

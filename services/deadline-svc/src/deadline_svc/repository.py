@@ -16,11 +16,12 @@ from deadline_svc.domain import OPEN
 from deadline_svc.models import deadlines, operators
 
 
-async def get_operator(session: AsyncSession, ans_registry: str) -> RowMapping | None:
-    """The local copy of an operator's calendar data, or None."""
-    row = (
-        await session.execute(sa.select(operators).where(operators.c.ans_registry == ans_registry))
-    ).first()
+async def get_operator(
+    session: AsyncSession, ans_registry: str, *, lock: bool = False
+) -> RowMapping | None:
+    """The local copy of an operator's calendar data (locked if asked), or None."""
+    query = sa.select(operators).where(operators.c.ans_registry == ans_registry)
+    row = (await session.execute(query.with_for_update() if lock else query)).first()
     return row._mapping if row is not None else None
 
 

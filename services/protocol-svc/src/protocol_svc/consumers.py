@@ -40,7 +40,7 @@ from rn623_events.consumer import (
 )
 from rn623_events.contracts import inbound, retention
 from rn623_events.db import UnitOfWork
-from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.dlq import DeadLetterPublisher, describe_error
 from rn623_events.settings import KafkaSettings
 
 # A complaint that names neither a protocol nor a known contact opens a protocol on this
@@ -49,10 +49,13 @@ COMPLAINT_CHANNEL = "web"
 
 
 @contextmanager
-def refusals() -> Iterator[None]:
-    """Turn an operation's refusal into a permanent error (dead letter, no retries)."""
+def refusals(at: str = "") -> Iterator[None]:
+    """Turn an operation's refusal, or input that does not validate, into a permanent
+    error (dead letter, no retries) naming the field, prefixed with ``at``."""
     try:
         yield
+    except ValidationError as exc:
+        raise PermanentError(describe_error(exc, at=at)) from None
     except ops.InconclusiveAnswer as exc:
         raise PermanentError(
             "; ".join(f"{p.field}: {p.message} ({p.rule_id})" for p in exc.problems)
@@ -61,19 +64,6 @@ def refusals() -> Iterator[None]:
         raise PermanentError(f"{exc.kind}: {exc.detail}") from None
     except ops.OperationError as exc:
         raise PermanentError(str(exc)) from None
-
-
-def beneficiary_of(raw: inbound.RawBeneficiary) -> BeneficiaryIn:
-    """Normalize raw contact data (CPF digits, E.164 phones, e-mail syntax)."""
-    try:
-        return BeneficiaryIn.model_validate(raw.model_dump())
-    except ValidationError as exc:
-        raise PermanentError(
-            "; ".join(
-                f"beneficiary.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-        ) from None
 
 
 class InboundHandlers:
@@ -103,8 +93,9 @@ class InboundHandlers:
             uow.session, event.ans_registry, idempotency_key=None, contact_id=event.contact_id
         ):
             return  # this contact already has its protocol
-        beneficiary = beneficiary_of(event.beneficiary)
-        with refusals():
+        with refusals(at="beneficiary."):
+            beneficiary = BeneficiaryIn.model_validate(event.beneficiary.model_dump())
+        with refusals(at="demand."):
             protocol = await ops.open_protocol(
                 uow,
                 self.rt,
@@ -113,6 +104,7 @@ class InboundHandlers:
                 direction=event.direction,
                 beneficiary=beneficiary,
                 contact_id=event.contact_id,
+                opened_at=event.occurred_at,
             )
             if event.demand is not None:
                 first = event.demand
@@ -138,10 +130,10 @@ class InboundHandlers:
         protocol = await self._protocol_of_contact(uow.session, event)
         if protocol is None:
             raise PermanentError("contact_id: no protocol for this contact (contact.opened first)")
-        interaction = InteractionIn.model_validate(
-            event.model_dump(include=set(InteractionIn.model_fields))
-        )
         with refusals():
+            interaction = InteractionIn.model_validate(
+                event.model_dump(include=set(InteractionIn.model_fields))
+            )
             await ops.record_interaction(uow, self.rt, protocol, interaction)
 
     async def demand_answered(self, event: inbound.InboundDemandAnswered, uow: UnitOfWork) -> None:

@@ -164,10 +164,18 @@ async def open_protocol(
     contact_id: str | None = None,
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
+    opened_at: datetime | None = None,
 ) -> Row:
-    """Issue a protocol number and record the protocol; publishes ``protocol.opened``."""
+    """Issue a protocol number and record the protocol; publishes ``protocol.opened``.
+
+    ``opened_at`` is when the contact started, if it was reported afterwards (a
+    contact-center event): the number carries that day, in the operator's time zone.
+    """
     layout = get_layout(operator["protocol_layout"])
-    opened_at = rt.now_in(operator["timezone"])
+    now = rt.now_in(operator["timezone"])
+    if opened_at is not None and opened_at > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("occurred_at", "is in the future", "future_instant")
+    opened_at = min(opened_at, now).astimezone(now.tzinfo) if opened_at is not None else now
     ans_registry = operator["ans_registry"]
     try:
         sequence = await rt.allocator.next(ans_registry, opened_at.date(), layout)
