@@ -436,3 +436,22 @@ async def test_an_event_not_ready_waits_without_attempts_or_dead_letters(
     assert [r.n for r in rows] == [1, 2, 3, 4, 5]  # order held while 3 waited
     assert calls[3] == 7
     assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 0, seconds=2) == []
+
+
+async def test_an_event_never_ready_is_dead_lettered_after_the_wait_and_the_rest_flow(
+    backbone: Backbone,
+) -> None:
+    async def needs_missing_data(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if getattr(event, "n", 0) == 2:
+            raise NotReady("reference data never arrives")
+        await record_effect(event, envelope, uow)
+
+    await backbone.write([("never", n) for n in range(1, 4)], per_tx=3)
+    backbone.start(backbone.relay().run)
+    backbone.start(
+        backbone.consumer("c-never", handler=needs_missing_data, not_ready_max_seconds=1.0).run
+    )
+    rows = await backbone.wait_for_effects(2)
+    assert [r.n for r in rows] == [1, 3]
+    dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"not_ready"]

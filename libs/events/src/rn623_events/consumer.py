@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ DEAD_LETTERED = Counter(
     "consumer_dead_lettered_total", "Events sent to the dead-letter topic", ["consumer", "reason"]
 )
 LAG = Gauge("consumer_lag", "Records behind the partition end", ["consumer", "topic", "partition"])
+WAITING = Gauge(
+    "consumer_waiting_not_ready", "1 while an event waits for its precondition", ["consumer"]
+)
 HANDLE_SECONDS = Histogram("consumer_handle_seconds", "Time to handle one event", ["consumer"])
 
 Handler = Callable[[Event, Envelope, UnitOfWork], Awaitable[None]]
@@ -70,13 +74,9 @@ class PermanentError(Exception):
 
 class NotReady(Exception):
     """Raised by a handler whose precondition is not met yet, e.g. reference data another
-    consumer has still to apply: the runner waits and retries, counting no attempt and
-    dead-lettering nothing (the partition waits, so order holds)."""
-
-
-def _must_wait(exc: BaseException) -> bool:
-    """Whether a failure is no fault of the event: wait and retry, never dead-letter."""
-    return isinstance(exc, NotReady) or is_infrastructure_error(exc)
+    consumer has still to apply: the runner waits and retries without counting attempts
+    (the partition waits, so order holds), for ``not_ready_max_seconds`` at most; then
+    the event is dead-lettered with reason ``not_ready``, to be replayed."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ class ConsumerConfig:
     # as soon as a record is there, so this costs no latency there; some brokers (Tansu)
     # hold the fetch for the whole wait, so keep it short.
     fetch_max_wait_ms: int = 100
+    # How long an event whose handler says NotReady may hold its partition.
+    not_ready_max_seconds: float = 300.0
 
 
 # One statement for any number of events (arrays, unnested), so it is prepared once; a
@@ -340,8 +342,8 @@ class ConsumerRunner:
                     with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
                         await handler(event, envelope, uow)
                 except Exception as exc:
-                    if _must_wait(exc):
-                        raise  # not the event's fault: no attempt is counted
+                    if is_infrastructure_error(exc):
+                        raise  # the transaction itself is gone: nothing can be committed
                     raise _RunFailedAt(index) from exc
                 counts[envelope.type] = counts.get(envelope.type, 0) + 1
             await uow.commit()
@@ -407,6 +409,24 @@ class ConsumerRunner:
         attempt = attempts_made
         backoff = self.config.backoff_initial
         infra_backoff = self.config.backoff_initial
+        waiting_since: float | None = None
+        try:
+            return await self._retry_loop(
+                event, envelope, handler, attempt, backoff, infra_backoff, waiting_since
+            )
+        finally:
+            WAITING.labels(self.name).set(0)
+
+    async def _retry_loop(
+        self,
+        event: Event,
+        envelope: Envelope,
+        handler: Handler | None,
+        attempt: int,
+        backoff: float,
+        infra_backoff: float,
+        waiting_since: float | None,
+    ) -> _Failure | None:
         while True:
             try:
                 if handler is None:  # a batch-only type handled on its own
@@ -417,10 +437,23 @@ class ConsumerRunner:
                 return None
             except PermanentError as exc:
                 return _Failure("permanent_error", exc, attempt + 1)
+            except NotReady as exc:
+                waited = time.monotonic() - (waiting_since or time.monotonic())
+                if waited >= self.config.not_ready_max_seconds:
+                    return _Failure("not_ready", exc, attempt + 1)
+                waiting_since = waiting_since or time.monotonic()
+                WAITING.labels(self.name).set(1)
+                log.warning(
+                    "event not ready; waiting",
+                    extra={"consumer": self.name, "event_type": envelope.type},
+                )
+                await self._pause(infra_backoff)
+                infra_backoff = min(infra_backoff * 2, self.config.infrastructure_backoff_max)
+                continue
             except Exception as exc:
-                if _must_wait(exc):
+                if is_infrastructure_error(exc):
                     log.warning(
-                        "not ready (precondition or database); waiting",
+                        "database unavailable; waiting",
                         extra={"consumer": self.name, "error_type": type(exc).__name__},
                     )
                     await self._pause(infra_backoff)
