@@ -346,3 +346,17 @@ async def test_dashboards_get_open_due_soon_breaches_and_time_to_answer(
     assert f"deadline_breaches_total{{{labels}}}" in text
     assert 'deadline_time_to_answer_business_days_bucket{kind="demand",le="3.0"}' in text
     assert 'deadline_time_to_answer_hours_count{kind="demand"}' in text
+
+
+async def test_an_answer_given_in_time_that_arrives_after_the_breach_ends_met(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    demand = registered(FRIDAY)
+    await handle(runtime, operator(), demand)
+    clock.set(datetime(2025, 11, 25, 0, 1, tzinfo=SAO_PAULO))
+    await Scheduler(runtime).tick()  # the answer is still on its way
+    await handle(runtime, answer(demand, datetime(2025, 11, 24, 23, 59, tzinfo=SAO_PAULO)))
+    row = await deadline_of(runtime, demand)
+    assert (row["status"], row["breached_at"]) == ("met", clock.now())
+    [met] = await events(runtime, "deadline.met")
+    assert met["late"] is False  # supersedes the deadline.breached already sent

@@ -382,7 +382,25 @@ async def test_invalid_records_are_dead_lettered_naming_the_field(
         )
     )
 
-    keys = {ingestion.contact(n) for n in (1, 2, 3, 4, 5, 6, 8)}
+    await ingestion.send(contact_opened(ingestion, 10))
+    await eventually(lambda: has_protocol(ingestion, 10))
+    [early] = await ingestion.protocols(ingestion.contact(10))
+    async with ingestion.rt.sessions() as session:
+        early_demand = await session.scalar(
+            sa.text("SELECT id FROM demands WHERE protocol_number = :n"), {"n": early["number"]}
+        )
+    await ingestion.send(
+        inbound.InboundDemandAnswered(
+            ans_registry=ingestion.operator,
+            contact_id=ingestion.contact(10),
+            demand_ref={"protocol_number": early["number"], "demand_id": early_demand},
+            outcome="authorized",
+            text="Exame autorizado; a guia foi enviada ao seu e-mail.",
+            answered_at=now - timedelta(hours=1),  # before the beneficiary asked
+        )
+    )
+
+    keys = {ingestion.contact(n) for n in (1, 2, 3, 4, 5, 6, 8, 10)}
     letters = await dead_letters_for(kafka_bootstrap_servers, keys, expected=len(keys))
     assert set(letters) == keys
     reasons = {key: letters[key]["dlq_error"] for key in letters}
@@ -394,6 +412,7 @@ async def test_invalid_records_are_dead_lettered_naming_the_field(
     assert letters[ingestion.contact(6)]["dlq_reason"] == "unparseable"
     assert reasons[ingestion.contact(8)].startswith("text:")
     assert "generic_answer" in reasons[ingestion.contact(8)]
+    assert reasons[ingestion.contact(10)].startswith("answered_at:")
     assert letters[ingestion.contact(1)]["dlq_reason"] == "permanent_error"
     assert letters[ingestion.contact(5)]["dlq_reason"] == "invalid_payload"
     for headers in letters.values():

@@ -39,7 +39,8 @@ deadlines = sa.Table(
     sa.Column("rule_id", sa.Text, nullable=False),
     sa.Column("legal_basis", sa.Text, nullable=False),
     sa.Column("ruleset_id", sa.Text, nullable=False),
-    # open → met | met_late | breached; a breached deadline becomes met_late when answered
+    # open → met | met_late | breached; a breached deadline becomes met_late when answered,
+    # or met if the answer was given in time and only reached us late (see ADR 0003)
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("warned", JSONB, nullable=False, server_default="[]"),
     # the next instant the scheduler must look at this deadline; NULL once nothing is left

@@ -329,6 +329,8 @@ async def answer_demand(
     when = (answered_at or now).astimezone(now.tzinfo)
     if when > now + MAX_CLOCK_SKEW:
         raise InvalidInput("answered_at", "is in the future", "future_instant")
+    if when < demand["requested_at"]:
+        raise InvalidInput("answered_at", "is before the demand was made", "before_demand")
     values = {
         "id": uuid.uuid4(),
         "demand_id": demand["id"],
