@@ -455,3 +455,16 @@ async def test_an_event_never_ready_is_dead_lettered_after_the_wait_and_the_rest
     assert [r.n for r in rows] == [1, 3]
     dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
     assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"not_ready"]
+
+
+async def test_after_commit_actions_run_once_and_only_if_the_unit_commits(
+    backbone: Backbone,
+) -> None:
+    ran: list[str] = []
+    async with backbone.uow() as uow:
+        uow.after_commit(lambda: ran.append("rolled back"))
+    async with backbone.uow() as uow:
+        uow.after_commit(lambda: ran.append("committed"))
+        await uow.commit()
+        await uow.commit()  # a second commit has nothing left to run
+    assert ran == ["committed"]

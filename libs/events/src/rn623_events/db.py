@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -164,6 +164,7 @@ class UnitOfWork:
         self.correlation_id = correlation_id
         self._session: AsyncSession | None = None
         self.published: list[Envelope] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -176,6 +177,7 @@ class UnitOfWork:
         self._session = self._sessions()
         await self._session.begin()
         self.published = []
+        self._after_commit = []
         return self
 
     async def __aexit__(
@@ -209,11 +211,19 @@ class UnitOfWork:
         self.published.append(envelope)
         return envelope
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the unit commits (never if it rolls back), e.g. to count a
+        business metric exactly once when a handler is retried."""
+        self._after_commit.append(action)
+
     async def commit(self) -> None:
         """Write the staged events to the outbox and commit the transaction."""
         if self.published:
             await self.session.execute(_OUTBOX_INSERT, _outbox_params(self.published))
         await self.session.commit()
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:

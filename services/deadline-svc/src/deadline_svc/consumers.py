@@ -145,7 +145,7 @@ class DeadlineHandlers:
                     ruleset_id=event.ruleset_id,
                 )
             )
-            SCHEDULED.labels(event.ans_registry, values["kind"]).inc()
+            uow.after_commit(SCHEDULED.labels(event.ans_registry, values["kind"]).inc)
 
     def _deadline_row(self, event: DemandRegistered, calendar: BusinessCalendar) -> dict[str, Any]:
         """The deadline row of a registered demand."""
@@ -219,7 +219,7 @@ class DeadlineHandlers:
                 ruleset_id=event.ruleset_id,
             )
         )
-        SCHEDULED.labels(event.ans_registry, "records_access").inc()
+        uow.after_commit(SCHEDULED.labels(event.ans_registry, "records_access").inc)
 
     async def access_request_fulfilled(
         self, event: AccessRequestFulfilled, uow: UnitOfWork
@@ -254,9 +254,15 @@ class DeadlineHandlers:
                 elapsed_seconds=outcome.elapsed_seconds,
             )
         )
-        MET.labels(row["ans_registry"], row["kind"], str(outcome.late).lower()).inc()
-        TIME_TO_ANSWER.labels(row["kind"]).observe(outcome.elapsed_business_days)
-        TIME_TO_ANSWER_HOURS.labels(row["kind"]).observe(outcome.elapsed_seconds / 3600)
+        uow.after_commit(
+            MET.labels(row["ans_registry"], row["kind"], str(outcome.late).lower()).inc
+        )
+        uow.after_commit(
+            lambda: TIME_TO_ANSWER.labels(row["kind"]).observe(outcome.elapsed_business_days)
+        )
+        uow.after_commit(
+            lambda: TIME_TO_ANSWER_HOURS.labels(row["kind"]).observe(outcome.elapsed_seconds / 3600)
+        )
 
     async def _calendar(self, uow: UnitOfWork, ans_registry: str) -> BusinessCalendar:
         operator = await repo.get_operator(uow.session, ans_registry)

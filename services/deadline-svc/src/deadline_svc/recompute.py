@@ -63,5 +63,5 @@ async def recompute_open(
             )
         )
         moved += 1
-    RECOMPUTED.labels(operator["ans_registry"]).inc(moved)
+    uow.after_commit(lambda: RECOMPUTED.labels(operator["ans_registry"]).inc(moved))
     return moved

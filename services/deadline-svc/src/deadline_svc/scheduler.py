@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -22,8 +22,9 @@ from deadline_svc import domain
 from deadline_svc import repository as repo
 from deadline_svc.domain import deadline_fields
 from deadline_svc.runtime import Runtime, calendar_of
-from rn623_events.contracts.deadlines import DeadlineBreached, DeadlineWarning
+from rn623_events.contracts.deadlines import DeadlineBreached, DeadlineEvent, DeadlineWarning
 from rn623_events.worker import sleep_unless_stopped
+from rn623_rulebook import BusinessCalendar
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ WARNINGS = Counter(
     "deadline_warnings_total", "Deadline warnings emitted", ["operator", "checkpoint"]
 )
 BREACHES = Counter("deadline_breaches_total", "Deadlines breached", ["operator", "kind"])
+ROW_ERRORS = Counter("deadline_scheduler_row_errors_total", "Deadline checks that failed")
 TICK_SECONDS = Histogram("deadline_scheduler_tick_seconds", "Time of one scheduler tick")
 OPEN = Gauge("deadlines_open", "Open deadlines", ["operator", "kind"])
 DUE_SOON = Gauge(
@@ -93,49 +95,66 @@ class Scheduler:
 
     async def _batch(self) -> int:
         now = self.rt.clock.now()
+        emitted: list[DeadlineEvent] = []
         async with self.rt.uow() as uow:
             rows = await repo.claim_due(uow.session, now, self.batch_size)
-            calendars = {}
+            calendars: dict[str, BusinessCalendar | None] = {}
             changes: list[dict[str, Any]] = []
             for row in rows:
                 registry = row["ans_registry"]
                 if registry not in calendars:
                     operator = await repo.get_operator(uow.session, registry)
                     calendars[registry] = calendar_of(operator) if operator else None
-                calendar = calendars[registry]
-                if calendar is None:  # cannot happen (scheduled with one); look again later
-                    changes.append({**_unchanged(row), "next_check_at": now + RETRY_LATER})
-                    continue
-                instants = domain.checkpoint_instants(
-                    self.rt.checkpoints, row["started_at"], row["due_at"], calendar
-                )
-                verdict = domain.verdict(now, row["due_at"], instants, row["warned"])
-                for checkpoint in verdict.warnings:
-                    uow.publish(
-                        DeadlineWarning(
-                            **deadline_fields(row),
-                            checkpoint=checkpoint,
-                            warned_at=now,
-                            business_days_left=domain.business_days_left(
-                                now, row["due_at"], calendar
-                            ),
-                        )
+                try:
+                    change, events = self._check(row, now, calendars[registry])
+                except Exception as exc:  # one bad row must not stall every other deadline
+                    log.error(
+                        "deadline check failed; retrying later",
+                        extra={"deadline_id": str(row["id"]), "error_type": type(exc).__name__},
                     )
-                    WARNINGS.labels(registry, checkpoint).inc()
-                changes.append(
-                    {
-                        **_unchanged(row),
-                        "warned": [*row["warned"], *verdict.warnings],
-                        "next_check_at": verdict.next_check_at,
-                    }
-                )
-                if verdict.breach:
-                    changes[-1].update(status=domain.BREACHED, breached_at=now)
-                    uow.publish(DeadlineBreached(**deadline_fields(row), breached_at=now))
-                    BREACHES.labels(registry, row["kind"]).inc()
+                    ROW_ERRORS.inc()
+                    change, events = {**_unchanged(row), "next_check_at": now + RETRY_LATER}, []
+                changes.append(change)
+                for event in events:
+                    uow.publish(event)
+                emitted.extend(events)
             await repo.record_checks(uow.session, changes)
             await uow.commit()
+        for event in emitted:  # counted once committed, so a retried tick counts nothing twice
+            if isinstance(event, DeadlineWarning):
+                WARNINGS.labels(event.ans_registry, event.checkpoint).inc()
+            elif isinstance(event, DeadlineBreached):
+                BREACHES.labels(event.ans_registry, event.kind).inc()
         return len(rows)
+
+    def _check(
+        self, row: Mapping[Any, Any], now: datetime, calendar: BusinessCalendar | None
+    ) -> tuple[dict[str, Any], list[DeadlineEvent]]:
+        """A deadline's new checked columns and the events due for it now."""
+        if calendar is None:  # cannot happen (scheduled with one); look again later
+            return {**_unchanged(row), "next_check_at": now + RETRY_LATER}, []
+        instants = domain.checkpoint_instants(
+            self.rt.checkpoints, row["started_at"], row["due_at"], calendar
+        )
+        verdict = domain.verdict(now, row["due_at"], instants, row["warned"])
+        events: list[DeadlineEvent] = [
+            DeadlineWarning(
+                **deadline_fields(row),
+                checkpoint=checkpoint,
+                warned_at=now,
+                business_days_left=domain.business_days_left(now, row["due_at"], calendar),
+            )
+            for checkpoint in verdict.warnings
+        ]
+        change = {
+            **_unchanged(row),
+            "warned": [*row["warned"], *verdict.warnings],
+            "next_check_at": verdict.next_check_at,
+        }
+        if verdict.breach:
+            change.update(status=domain.BREACHED, breached_at=now)
+            events.append(DeadlineBreached(**deadline_fields(row), breached_at=now))
+        return change, events
 
     async def refresh_gauges(self) -> None:
         """Set the open and due-within-24h gauges from the database."""

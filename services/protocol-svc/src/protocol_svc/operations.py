@@ -219,7 +219,7 @@ async def open_protocol(
             beneficiary=beneficiary_data,
         )
     )
-    PROTOCOLS_OPENED.labels(ans_registry, channel).inc()
+    uow.after_commit(PROTOCOLS_OPENED.labels(ans_registry, channel).inc)
     return values
 
 
@@ -289,7 +289,7 @@ async def register_demand(
             reanalysis_of=reanalysis_of,
         )
     )
-    DEMANDS_REGISTERED.labels(operator["ans_registry"], demand.demand_type).inc()
+    uow.after_commit(DEMANDS_REGISTERED.labels(operator["ans_registry"], demand.demand_type).inc)
     return values
 
 
