@@ -20,6 +20,7 @@ from deadline_svc.runtime import Runtime
 from deadline_svc.scheduler import Scheduler
 from deadline_svc_testdata import OPERATOR_A
 from rn623_events.clock import ManualClock
+from rn623_events.consumer import NotReady
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered
 from rn623_events.contracts.retention import AccessRequestFulfilled, AccessRequestOpened
@@ -360,3 +361,19 @@ async def test_an_answer_given_in_time_that_arrives_after_the_breach_ends_met(
     assert (row["status"], row["breached_at"]) == ("met", clock.now())
     [met] = await events(runtime, "deadline.met")
     assert met["late"] is False  # supersedes the deadline.breached already sent
+
+
+async def test_a_demand_dated_with_an_older_calendar_is_recomputed_on_arrival(
+    runtime: Runtime,
+) -> None:
+    await handle(runtime, operator(), operator(revision=2, extra_holidays=("2025-11-17",)))
+    stale = registered(FRIDAY).model_copy(update={"operator_revision": 1})
+    await handle(runtime, stale)
+    row = await deadline_of(runtime, stale)
+    assert row["due_at"] == datetime(2025, 11, 25, 23, 59, 59, 999999, tzinfo=SAO_PAULO)
+    [recomputed] = await events(runtime, "deadline.recomputed")
+    assert datetime.fromisoformat(recomputed["previous_due_at"]) == stale.due_at
+
+    ahead = registered(FRIDAY, number=2).model_copy(update={"operator_revision": 3})
+    with pytest.raises(NotReady):  # waits for revision 3 of the operator's calendar
+        await handle(runtime, ahead)

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Histogram
 from deadline_svc import domain
 from deadline_svc import repository as repo
 from deadline_svc.domain import deadline_fields
-from deadline_svc.recompute import recompute_open
+from deadline_svc.recompute import recompute, recompute_open
 from deadline_svc.runtime import Runtime, calendar_of
 from rn623_events.consumer import (
     BatchHandler,
@@ -122,10 +122,17 @@ class DeadlineHandlers:
         registered = [(e, env) for e, env in items if isinstance(e, DemandRegistered)]
         if len(registered) != len(items):
             raise PermanentError("unexpected demand.registered payload")
-        calendars: dict[str, BusinessCalendar] = {}
+        operators: dict[str, Mapping[Any, Any]] = {}
         for event, _ in registered:
-            if event.ans_registry not in calendars:
-                calendars[event.ans_registry] = await self._calendar(uow, event.ans_registry)
+            registry = event.ans_registry
+            if registry not in operators:
+                operator = await repo.get_operator(uow.session, registry)
+                if operator is None:
+                    raise OperatorUnknown("the operator's calendar has not arrived yet")
+                operators[registry] = operator
+            if (event.operator_revision or 0) > operators[registry]["revision"]:
+                raise OperatorUnknown("the calendar revision the due date used has not arrived")
+        calendars = {r: calendar_of(o) for r, o in operators.items()}
         rows = [self._deadline_row(e, calendars[e.ans_registry]) for e, _ in registered]
         inserted = await repo.insert_deadlines(uow.session, rows)
         for (event, envelope), values in zip(registered, rows, strict=True):
@@ -146,6 +153,16 @@ class DeadlineHandlers:
                 )
             )
             uow.after_commit(SCHEDULED.labels(event.ans_registry, values["kind"]).inc)
+            revision = event.operator_revision
+            if revision is not None and revision < operators[event.ans_registry]["revision"]:
+                # the calendar changed after protocol-svc set the date: apply the change
+                await recompute(
+                    self.rt,
+                    uow,
+                    values,
+                    calendars[event.ans_registry],
+                    reason="calendar_changed",
+                )
 
     def _deadline_row(self, event: DemandRegistered, calendar: BusinessCalendar) -> dict[str, Any]:
         """The deadline row of a registered demand."""

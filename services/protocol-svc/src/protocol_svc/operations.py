@@ -287,6 +287,7 @@ async def register_demand(
             deadline_amount=deadline.amount,
             ruleset_id=deadline.ruleset_id,
             reanalysis_of=reanalysis_of,
+            operator_revision=operator["revision"],
         )
     )
     uow.after_commit(DEMANDS_REGISTERED.labels(operator["ans_registry"], demand.demand_type).inc)

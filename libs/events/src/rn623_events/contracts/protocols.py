@@ -181,6 +181,11 @@ class DemandRegistered(ProtocolEvent):
         validate_default=True,
         description="The original demand when this is a re-analysis (demand_type reanalysis).",
     )
+    operator_revision: int | None = Field(
+        default=None,
+        ge=1,
+        description="Revision of the operator registration whose calendar set due_at.",
+    )
 
     @field_validator("due_at")
     @classmethod
