@@ -456,7 +456,7 @@ def purge_request(
 
 
 async def test_purge_requests_delete_or_anonymize_and_are_confirmed_once(
-    ingestion: Ingestion,
+    ingestion: Ingestion, clock: ManualClock, kafka_bootstrap_servers: str
 ) -> None:
     await ingestion.send(contact_opened(ingestion, 1))
     await eventually(lambda: has_protocol(ingestion, 1))
@@ -516,7 +516,14 @@ async def test_purge_requests_delete_or_anonymize_and_are_confirmed_once(
 
         return check
 
+    # too early by protocol-svc's own records: refused, nothing deleted
+    await ingestion.send(purge_request(ingestion, number, ("recording",)))
+    [early] = (await dead_letters_for(kafka_bootstrap_servers, {number}, 1)).values()
+    assert early["dlq_error"].startswith("record_classes: recording not at the end")
+    assert await interactions("recording") == 1
+
     # 90 days on: the recording goes, everything else stays
+    clock.advance(timedelta(days=91))
     await ingestion.send(purge_request(ingestion, number, ("recording",)))
     await eventually(purges_done(1))
     assert await interactions("recording") == 0
@@ -529,6 +536,7 @@ async def test_purge_requests_delete_or_anonymize_and_are_confirmed_once(
     await ingestion.send(
         purge_request(ingestion, number, ("protocol_record",), owners=("notification-svc",))
     )
+    clock.advance(timedelta(days=2 * 366))  # two years after the answer
     later = purge_request(
         ingestion, number, ("interaction_record", "protocol_record", "notification")
     )

@@ -44,10 +44,13 @@ from rn623_events.contracts.protocols import (
 from rn623_events.db import UnitOfWork
 from rn623_rulebook import (
     NoDeadlineRuleError,
+    RecordClass,
     calendar_for,
     deadline_for,
     get_layout,
     operator_calendar_spec,
+    purge_allowed,
+    retention_for_protocol,
 )
 from rn623_rulebook.protocol_numbers import SequenceExhausted
 
@@ -523,6 +526,24 @@ async def purge_records(
     if protocol is not None and protocol["ans_registry"] != ans_registry:
         raise InvalidInput("ans_registry", "is not the protocol's operator", "wrong_operator")
     now = rt.clock.now()
+    if protocol is not None:
+        # retention-svc decides, but a record is never destroyed early: a complaint it
+        # has not seen yet, or an answer still pending here, keeps the records
+        resolved_at, complaint_at = await repo.retention_facts(uow.session, protocol_number)
+        retain = retention_for_protocol(
+            contact_at=protocol["opened_at"], resolved_at=resolved_at, complaint_at=complaint_at
+        )
+        early = [
+            c
+            for c in plan.record_classes
+            if not purge_allowed(retain.get(RecordClass(c)), now, holds_active=False)
+        ]
+        if early:
+            raise InvalidInput(
+                "record_classes",
+                f"{', '.join(early)} not at the end of retention in protocol-svc's records",
+                "retention_not_over",
+            )
     if not await repo.record_purge(
         uow.session,
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -266,3 +267,26 @@ async def anonymize_protocol(
         .where(answers.c.protocol_number == protocol_number)
         .values(text=purged_text, answered_by=None)
     )
+
+
+async def retention_facts(
+    session: AsyncSession, protocol_number: str
+) -> tuple[datetime | None, datetime | None]:
+    """When the protocol was resolved (every demand answered) and got its first complaint."""
+    row = (
+        await session.execute(
+            sa.select(
+                sa.select(sa.func.max(answers.c.answered_at))
+                .where(answers.c.protocol_number == protocol_number)
+                .scalar_subquery(),
+                sa.select(sa.func.count())
+                .where(demands.c.protocol_number == protocol_number, demands.c.status == "open")
+                .scalar_subquery(),
+                sa.select(sa.func.min(complaints.c.received_at))
+                .where(complaints.c.protocol_number == protocol_number)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    last_answer, still_open, first_complaint = row
+    return (last_answer if not still_open else None), first_complaint
