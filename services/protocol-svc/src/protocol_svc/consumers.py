@@ -21,7 +21,7 @@ HTTP) keeps its first protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from pydantic import ValidationError
@@ -41,6 +41,8 @@ from rn623_events.consumer import (
 from rn623_events.contracts import inbound, retention
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher, describe_error
+from rn623_events.envelope import Envelope
+from rn623_events.registry import Event
 from rn623_events.settings import KafkaSettings
 
 # A complaint that names neither a protocol nor a known contact opens a protocol on this
@@ -66,21 +68,43 @@ def refusals(at: str = "") -> Iterator[None]:
         raise PermanentError(str(exc)) from None
 
 
+def authorized(sources: Mapping[str, Sequence[str]], handler: Handler) -> Handler:
+    """``handler`` for records whose CloudEvents source may act for their operator.
+
+    ``sources`` maps each contact-center platform (``ce_source``) to the ANS registrations
+    it serves (``*``: all); empty, every source may act for every operator.
+    """
+
+    async def run(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if sources:
+            allowed = sources.get(envelope.source, ())
+            registry = getattr(event, "ans_registry", None)
+            if "*" not in allowed and registry not in allowed:
+                raise PermanentError("ans_registry: this source may not act for this operator")
+        await handler(event, envelope, uow)
+
+    return run
+
+
 class InboundHandlers:
     """One handler per ``contact-center.inbound`` event type."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, sources: Mapping[str, Sequence[str]] | None = None) -> None:
         self.rt = rt
+        self.sources = dict(sources or {})
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers keyed by event type, for the consumer runner."""
-        return {
+        inbound_handlers = {
             "contact.opened": typed_handler(inbound.ContactOpened, self.contact_opened),
             "interaction.recorded": typed_handler(
                 inbound.InboundInteractionRecorded, self.interaction_recorded
             ),
             "demand.answered": typed_handler(inbound.InboundDemandAnswered, self.demand_answered),
             "complaint.received": typed_handler(inbound.ComplaintReceived, self.complaint_received),
+        }
+        return {
+            **{t: authorized(self.sources, h) for t, h in inbound_handlers.items()},
             "retention.purge_requested": typed_handler(
                 retention.PurgeRequested, self.purge_requested
             ),
@@ -231,6 +255,7 @@ def event_consumer(
     *,
     name: str = "protocol-svc",
     config: ConsumerConfig | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> ConsumerRunner:
     """The consumer of ``contact-center.inbound`` and ``retention.events``."""
     return ConsumerRunner(
@@ -241,6 +266,6 @@ def event_consumer(
         clock=rt.clock,
         source=rt.source,
         dead_letters=dead_letters,
-        handlers=InboundHandlers(rt).handlers(),
+        handlers=InboundHandlers(rt, sources).handlers(),
         config=config,
     )

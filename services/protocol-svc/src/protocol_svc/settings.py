@@ -17,3 +17,8 @@ class ProtocolSettings(ServiceSettings):
     # protocol never waits on a per-operator row lock. A replica that stops leaves the
     # rest of its block unused: numbers are unique and never reused, not gap-free.
     sequence_block_size: int = 20
+    # Which contact-center platforms (CloudEvents source of their records on
+    # contact-center.inbound) may act for which operators, e.g.
+    # INBOUND_SOURCES='{"cc-acme": ["123456", "654321"], "bpo-x": ["*"]}'. Empty: any
+    # source may act for any operator (development); Kafka ACLs decide who may write.
+    inbound_sources: dict[str, list[str]] = {}

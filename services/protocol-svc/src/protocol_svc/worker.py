@@ -37,7 +37,7 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
     )
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic(settings.service_name))
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
-    consumer = event_consumer(rt, settings.kafka, dead_letters)
+    consumer = event_consumer(rt, settings.kafka, dead_letters, sources=settings.inbound_sources)
     try:
         await run_components([relay.run, consumer.run])
     finally:
