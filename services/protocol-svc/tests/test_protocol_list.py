@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from protocol_svc_testdata import BENEFICIARY, OPERATOR_A, OPERATOR_B, OPERATOR_BODY
+from rn623_events.cursors import encode_cursor
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +61,11 @@ async def test_listing_filters_pages_and_stays_within_the_callers_operators(
     assert (
         await app_client.get("/v1/protocols", params={"status": "answered"}, headers=only_a)
     ).json()["items"] == []
-    bad = await app_client.get("/v1/protocols", params={"cursor": "nonsense!"}, headers=only_a)
-    assert bad.status_code == 422
-    assert bad.json()["errors"][0]["field"] == "query.cursor"
+    naive = encode_cursor(("2025-11-21T10:00:00", "12345620251121000001"))  # no offset
+    for cursor in ("nonsense!", naive):
+        bad = await app_client.get("/v1/protocols", params={"cursor": cursor}, headers=only_a)
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "query.cursor"
     wrong_cpf = await app_client.get(
         "/v1/protocols", params={"cpf": "529.982.247-26"}, headers=only_a
     )

@@ -166,29 +166,39 @@ class DeadlineHandlers:
 
     def _deadline_row(self, event: DemandRegistered, calendar: BusinessCalendar) -> dict[str, Any]:
         """The deadline row of a registered demand."""
+        return self._open_row(
+            calendar,
+            # derived from the demand: a redelivered registration finds the same deadline
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:{event.demand_id}"),
+            protocol_number=event.protocol_number,
+            ans_registry=event.ans_registry,
+            demand_id=event.demand_id,
+            kind="reanalysis" if event.reanalysis_of is not None else "demand",
+            demand_type=event.demand_type,
+            category=event.category,
+            started_at=event.requested_at,
+            registered_at=event.registered_at,
+            due_at=event.due_at,
+            immediate=event.immediate,
+            rule_id=event.deadline_rule_id,
+            legal_basis=event.deadline_legal_basis,
+            ruleset_id=event.ruleset_id,
+        )
+
+    def _open_row(self, calendar: BusinessCalendar, **fields: Any) -> dict[str, Any]:
+        """A new open deadline row with its first check; unnamed references are None."""
         instants = domain.checkpoint_instants(
-            self.rt.checkpoints, event.requested_at, event.due_at, calendar
+            self.rt.checkpoints, fields["started_at"], fields["due_at"], calendar
         )
         return {
-            # derived from the demand: a redelivered registration finds the same deadline
-            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:{event.demand_id}"),
-            "protocol_number": event.protocol_number,
-            "ans_registry": event.ans_registry,
-            "demand_id": event.demand_id,
+            "demand_id": None,
             "access_request_id": None,
-            "kind": "reanalysis" if event.reanalysis_of is not None else "demand",
-            "demand_type": event.demand_type,
-            "category": event.category,
-            "started_at": event.requested_at,
-            "registered_at": event.registered_at,
-            "due_at": event.due_at,
-            "immediate": event.immediate,
-            "rule_id": event.deadline_rule_id,
-            "legal_basis": event.deadline_legal_basis,
-            "ruleset_id": event.ruleset_id,
+            "demand_type": None,
+            "category": None,
+            **fields,
             "status": domain.OPEN,
             "warned": [],
-            "next_check_at": domain.next_check(domain.OPEN, event.due_at, instants, ()),
+            "next_check_at": domain.next_check(domain.OPEN, fields["due_at"], instants, ()),
         }
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
@@ -200,30 +210,21 @@ class DeadlineHandlers:
 
     async def access_request_opened(self, event: AccessRequestOpened, uow: UnitOfWork) -> None:
         """Schedule a records-access deadline (72 clock hours, as retention-svc stated)."""
-        calendar = await self._calendar(uow, event.ans_registry)
-        instants = domain.checkpoint_instants(
-            self.rt.checkpoints, event.requested_at, event.due_at, calendar
+        values = self._open_row(
+            await self._calendar(uow, event.ans_registry),
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:access:{event.request_id}"),
+            protocol_number=event.protocol_number,
+            ans_registry=event.ans_registry,
+            access_request_id=event.request_id,
+            kind="records_access",
+            started_at=event.requested_at,
+            registered_at=event.requested_at,
+            due_at=event.due_at,
+            immediate=False,
+            rule_id=event.rule_id,
+            legal_basis=event.legal_basis,
+            ruleset_id=event.ruleset_id,
         )
-        values = {
-            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:access:{event.request_id}"),
-            "protocol_number": event.protocol_number,
-            "ans_registry": event.ans_registry,
-            "demand_id": None,
-            "access_request_id": event.request_id,
-            "kind": "records_access",
-            "demand_type": None,
-            "category": None,
-            "started_at": event.requested_at,
-            "registered_at": event.requested_at,
-            "due_at": event.due_at,
-            "immediate": False,
-            "rule_id": event.rule_id,
-            "legal_basis": event.legal_basis,
-            "ruleset_id": event.ruleset_id,
-            "status": domain.OPEN,
-            "warned": [],
-            "next_check_at": domain.next_check(domain.OPEN, event.due_at, instants, ()),
-        }
         if not await repo.insert_access_deadline(uow.session, values):
             return
         uow.publish(

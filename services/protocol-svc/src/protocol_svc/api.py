@@ -527,9 +527,12 @@ def _encode_cursor(row: Mapping[Any, Any]) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     opened_at, number = decode_cursor(cursor, 2)
     try:
-        return datetime.fromisoformat(opened_at), number
+        moment = datetime.fromisoformat(opened_at)
     except ValueError:
         raise bad_cursor() from None
+    if moment.utcoffset() is None:
+        raise bad_cursor()
+    return moment, number
 
 
 def _unknown_operator() -> ProblemError:
