@@ -206,6 +206,13 @@ async def test_every_filter(
     assert await ids(app_client, headers, kind="reanalysis") == [reanalysis]
     assert await ids(app_client, headers, kind="demand") == [first, met, other]
     assert await ids(app_client, headers, kind="records_access") == []
+    assert await ids(app_client, headers, demand_type="assistance") == [
+        first,
+        met,
+        other,
+        reanalysis,
+    ]
+    assert await ids(app_client, headers, demand_type="high_complexity") == []
     # due_before is exclusive, due_after inclusive
     assert await ids(app_client, headers, due_before=local(2025, 11, 25).isoformat()) == [first]
     assert await ids(app_client, headers, due_after=local(2025, 11, 26).isoformat()) == [
@@ -317,6 +324,7 @@ async def test_reading_needs_a_token_with_the_deadlines_read_scope(
     [
         ({"status": "closed"}, "query.status"),
         ({"kind": "complaint"}, "query.kind"),
+        ({"demand_type": "anything"}, "query.demand_type"),
         ({"protocol": "529.982.247-25"}, "query.protocol"),
         ({"operator": "12345"}, "query.operator"),
         ({"due_before": "2025-11-21T10:00:00"}, "query.due_before"),  # naive

@@ -38,6 +38,7 @@ from deadline_svc.schemas import (
     RulesOut,
 )
 from rn623_events.auth import Principal, ensure_operator, require_scopes
+from rn623_events.contracts.common import DemandTypeStr
 from rn623_events.contracts.deadlines import DeadlineKind
 from rn623_events.contracts.operators import UF, BrazilTimeZone
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
@@ -87,6 +88,7 @@ async def list_deadlines(
     ] = None,
     status: Annotated[DeadlineStatus | None, Query()] = None,
     kind: Annotated[DeadlineKind | None, Query()] = None,
+    demand_type: Annotated[DemandTypeStr | None, Query()] = None,
     due_before: Annotated[
         AwareDatetime | None, Query(description="Due strictly before this instant.")
     ] = None,
@@ -108,6 +110,7 @@ async def list_deadlines(
             ans_registry=operator,
             status=status,
             kind=kind,
+            demand_type=demand_type,
             due_before=due_before,
             due_after=due_after,
             after=after,

@@ -162,6 +162,7 @@ async def list_deadlines(
     ans_registry: str | None = None,
     status: str | None = None,
     kind: str | None = None,
+    demand_type: str | None = None,
     due_before: datetime | None = None,
     due_after: datetime | None = None,
     after: tuple[bool, datetime, uuid.UUID] | None = None,
@@ -180,6 +181,8 @@ async def list_deadlines(
         query = query.where(deadlines.c.status == status)
     if kind is not None:
         query = query.where(deadlines.c.kind == kind)
+    if demand_type is not None:
+        query = query.where(deadlines.c.demand_type == demand_type)
     if due_before is not None:
         query = query.where(deadlines.c.due_at < due_before)
     if due_after is not None:
