@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from rn623_devinfra.broker import TansuBroker
 from rn623_devinfra.databases import create_database, with_database, with_driver
 from rn623_devinfra.ports import free_port, wait_for_port
 from rn623_devinfra.postgres import EmbeddedPostgres
-from rn623_events.auth import mint_token
+from rn623_events.auth import bearer_headers
 
 SERVICE = ROOT / "services" / "protocol-svc"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - local benchmark key
@@ -252,17 +251,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             start([sys.executable, "-m", "protocol_svc.worker"], env, tmp / "worker.log")
         )
         wait_for_port("127.0.0.1", port, timeout=60)
-        token = mint_token(
-            SECRET,
-            subject="bench",
-            operators=["*"],
-            scopes=["admin"],
-            ttl=timedelta(hours=1),
-            issuer="rn623-dev",
-            audience="rn623",
-            now=datetime.now(UTC),
-        )
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        headers = {
+            **bearer_headers(SECRET, subject="bench"),
+            "Content-Type": "application/json",
+        }
         async with aiohttp.ClientSession(
             base_url=f"http://127.0.0.1:{port}",
             connector=aiohttp.TCPConnector(limit=256),

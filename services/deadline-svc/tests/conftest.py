@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from deadline_svc.runtime import Runtime
 from deadline_svc.settings import DeadlineSettings
 from deadline_svc_testdata import migrate
-from rn623_events.auth import mint_token
+from rn623_events.auth import bearer_headers
 from rn623_events.clock import ManualClock
 from rn623_events.db import create_engine, session_factory
 from rn623_events.settings import AuthSettings, KafkaSettings
@@ -77,20 +78,4 @@ async def app_client(
 @pytest.fixture
 def token() -> Callable[..., dict[str, str]]:
     """Authorization headers for a dev token (default: admin of every operator)."""
-
-    def make(
-        operators: tuple[str, ...] = ("*",), scopes: tuple[str, ...] = ("admin",)
-    ) -> dict[str, str]:
-        jwt = mint_token(
-            SECRET,
-            subject="test",
-            operators=operators,
-            scopes=scopes,
-            ttl=timedelta(hours=1),
-            issuer="rn623-dev",
-            audience="rn623",
-            now=datetime.now(UTC),
-        )
-        return {"Authorization": f"Bearer {jwt}"}
-
-    return make
+    return functools.partial(bearer_headers, SECRET)

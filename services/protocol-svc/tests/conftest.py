@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ import pytest_asyncio
 from protocol_svc.app import create_app
 from protocol_svc.settings import ProtocolSettings
 from protocol_svc_testdata import migrate
-from rn623_events.auth import mint_token
+from rn623_events.auth import bearer_headers
 from rn623_events.clock import ManualClock
 from rn623_events.settings import AuthSettings, KafkaSettings
 
@@ -54,20 +55,4 @@ async def app_client(
 @pytest.fixture
 def token() -> Callable[..., dict[str, str]]:
     """Authorization headers for a dev token (default: admin of every operator)."""
-
-    def make(
-        operators: tuple[str, ...] = ("*",), scopes: tuple[str, ...] = ("admin",)
-    ) -> dict[str, str]:
-        jwt = mint_token(
-            SECRET,
-            subject="test",
-            operators=operators,
-            scopes=scopes,
-            ttl=timedelta(hours=1),
-            issuer="rn623-dev",
-            audience="rn623",
-            now=datetime.now(UTC),
-        )
-        return {"Authorization": f"Bearer {jwt}"}
-
-    return make
+    return functools.partial(bearer_headers, SECRET)

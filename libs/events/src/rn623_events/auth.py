@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
@@ -92,6 +92,30 @@ def mint_token(
         "scope": " ".join(scopes),
     }
     return jwt.encode(claims, _check_secret(secret), algorithm="HS256")
+
+
+def bearer_headers(
+    secret: str,
+    *,
+    operators: Sequence[str] = ("*",),
+    scopes: Sequence[str] = (ADMIN_SCOPE,),
+    subject: str = "test",
+    ttl: timedelta = timedelta(hours=1),
+) -> dict[str, str]:
+    """Authorization headers with a token minted now for the default issuer and audience
+    (tests, benchmarks)."""
+    settings = AuthSettings(secret=secret)
+    token = mint_token(
+        secret,
+        subject=subject,
+        operators=operators,
+        scopes=scopes,
+        ttl=ttl,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        now=datetime.now(UTC),
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 class TokenVerifier:
