@@ -405,28 +405,19 @@ class ConsumerRunner:
     async def _handle_with_retries(
         self, event: Event, envelope: Envelope, attempts_made: int = 0
     ) -> _Failure | None:
+        try:
+            return await self._retry_loop(event, envelope, attempts_made)
+        finally:
+            WAITING.labels(self.name).set(0)  # whatever happened, this event waits no more
+
+    async def _retry_loop(
+        self, event: Event, envelope: Envelope, attempts_made: int
+    ) -> _Failure | None:
         handler = self.handlers.get(envelope.type)
         attempt = attempts_made
         backoff = self.config.backoff_initial
         infra_backoff = self.config.backoff_initial
         waiting_since: float | None = None
-        try:
-            return await self._retry_loop(
-                event, envelope, handler, attempt, backoff, infra_backoff, waiting_since
-            )
-        finally:
-            WAITING.labels(self.name).set(0)
-
-    async def _retry_loop(
-        self,
-        event: Event,
-        envelope: Envelope,
-        handler: Handler | None,
-        attempt: int,
-        backoff: float,
-        infra_backoff: float,
-        waiting_since: float | None,
-    ) -> _Failure | None:
         while True:
             try:
                 if handler is None:  # a batch-only type handled on its own
