@@ -10,7 +10,10 @@ import pytest
 from rn623_rulebook.retention import (
     add_period,
     add_years,
+    complaint_closing,
+    protocol_retention,
     purge_allowed,
+    resolution_instant,
     retain_until,
     retention_for_protocol,
 )
@@ -74,6 +77,33 @@ def test_records_are_kept_2_years_from_the_resolution() -> None:
     for record_class in ("interaction_record", "protocol_record", "notification"):
         until = retain_until(record_class, contact_at=contact, resolved_at=resolved)
         assert until == at(2027, 8, 1, 10)
+
+
+def test_resolution_is_the_last_answer_once_every_demand_has_one() -> None:
+    contact = at(2025, 7, 10)
+    assert resolution_instant(contact, [at(2025, 7, 14), at(2025, 7, 12)]) == at(2025, 7, 14)
+    assert resolution_instant(contact, [at(2025, 7, 14), None]) is None
+    # a contact that raised no demand was resolved in the contact itself
+    assert resolution_instant(contact, []) == contact
+
+
+def test_a_complaint_closes_when_the_protocol_is_resolved_never_before_itself() -> None:
+    assert complaint_closing(at(2025, 8, 1), None) is None
+    assert complaint_closing(None, at(2025, 8, 1)) is None
+    assert complaint_closing(at(2025, 8, 1), at(2025, 7, 14)) == at(2025, 8, 1)
+    assert complaint_closing(at(2025, 8, 1), at(2025, 8, 20)) == at(2025, 8, 20)
+
+
+def test_protocol_retention_from_the_facts_of_a_protocol() -> None:
+    contact = at(2025, 7, 10)
+    ends = protocol_retention(contact, [at(2025, 7, 14)])
+    assert ends[RecordClass.RECORDING] == at(2025, 10, 8)
+    assert ends[RecordClass.PROTOCOL_RECORD] == at(2027, 7, 14)
+    # a complaint after the answer: every record 5 years from the complaint
+    ends = protocol_retention(contact, [at(2025, 7, 14)], at(2025, 8, 1))
+    assert set(ends.values()) == {at(2030, 8, 1)}
+    # a complaint while a demand is open: nothing ends before the protocol is resolved
+    assert set(protocol_retention(contact, [None], at(2025, 8, 1)).values()) == {None}
 
 
 def test_unresolved_demand_has_no_end_yet() -> None:

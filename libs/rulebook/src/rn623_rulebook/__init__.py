@@ -20,7 +20,14 @@ from rn623_rulebook.protocol_numbers import (
     SequenceExhausted,
     get_layout,
 )
-from rn623_rulebook.retention import purge_allowed, retain_until, retention_for_protocol
+from rn623_rulebook.retention import (
+    complaint_closing,
+    protocol_retention,
+    purge_allowed,
+    resolution_instant,
+    retain_until,
+    retention_for_protocol,
+)
 from rn623_rulebook.rules import DeadlineOverride, DemandType, RecordClass, RuleSet, load_ruleset
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "SequenceExhausted",
     "calendar_for",
     "channel_obligations",
+    "complaint_closing",
     "deadline_for",
     "get_layout",
     "igr_goals",
@@ -47,8 +55,10 @@ __all__ = [
     "monthly_igr",
     "operator_calendar_spec",
     "porte",
+    "protocol_retention",
     "purge_allowed",
     "quarterly_igr",
+    "resolution_instant",
     "retain_until",
     "retention_for_protocol",
 ]

@@ -11,6 +11,7 @@ has not happened yet, so the record must be kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
@@ -145,6 +146,60 @@ def retention_for_protocol(
         result = {cls: _later(end, linked) for cls, end in result.items()}
         result[RecordClass.COMPLAINT_LINKED] = linked
     return result
+
+
+def resolution_instant(
+    contact_at: datetime, answered_at: Iterable[datetime | None]
+) -> datetime | None:
+    """When a protocol was resolved: its last answer once every demand has one.
+
+    ``answered_at`` holds one entry per demand (None while unanswered). A contact that
+    raised no demand was resolved in the contact itself; a protocol with an open demand
+    (a re-analysis included) is not resolved yet, so its clock has not started.
+    """
+    _require_aware("contact_at", contact_at)
+    answers = list(answered_at)
+    if not answers:
+        return contact_at
+    if any(answer is None for answer in answers):
+        return None
+    return max(answer for answer in answers if answer is not None)
+
+
+def complaint_closing(
+    complaint_at: datetime | None, resolved_at: datetime | None
+) -> datetime | None:
+    """When a protocol's complaint is taken as closed: once the protocol is resolved (every
+    demand answered), and never before the complaint itself.
+
+    The platform records no separate closing of a complaint; the answers the complaint
+    leads to (a re-analysis, a new demand) are what resolve it.
+    """
+    if complaint_at is None or resolved_at is None:
+        return None
+    return max(complaint_at, resolved_at)
+
+
+def protocol_retention(
+    contact_at: datetime,
+    answered_at: Iterable[datetime | None],
+    complaint_at: datetime | None = None,
+    *,
+    ruleset: RuleSet | None = None,
+) -> dict[RecordClass, datetime | None]:
+    """Every record class's retain_until for a protocol from its facts: the contact, each
+    demand's answer (None while open) and its latest complaint.
+
+    The one function both the records' owners and retention-svc use, so they agree.
+    """
+    resolved_at = resolution_instant(contact_at, answered_at)
+    return retention_for_protocol(
+        contact_at=contact_at,
+        resolved_at=resolved_at,
+        complaint_at=complaint_at,
+        complaint_closed_at=complaint_closing(complaint_at, resolved_at),
+        ruleset=ruleset,
+    )
 
 
 def purge_allowed(retain_until: datetime | None, now: datetime, holds_active: bool) -> bool:

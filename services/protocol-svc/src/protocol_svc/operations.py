@@ -49,8 +49,8 @@ from rn623_rulebook import (
     deadline_for,
     get_layout,
     operator_calendar_spec,
+    protocol_retention,
     purge_allowed,
-    retention_for_protocol,
 )
 from rn623_rulebook.protocol_numbers import SequenceExhausted
 
@@ -529,10 +529,8 @@ async def purge_records(
     if protocol is not None:
         # retention-svc decides, but a record is never destroyed early: a complaint it
         # has not seen yet, or an answer still pending here, keeps the records
-        resolved_at, complaint_at = await repo.retention_facts(uow.session, protocol_number)
-        retain = retention_for_protocol(
-            contact_at=protocol["opened_at"], resolved_at=resolved_at, complaint_at=complaint_at
-        )
+        answers, complaint_at = await repo.retention_facts(uow.session, protocol_number)
+        retain = protocol_retention(protocol["opened_at"], answers, complaint_at)
         early = [
             c
             for c in plan.record_classes

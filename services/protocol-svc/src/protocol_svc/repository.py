@@ -271,22 +271,16 @@ async def anonymize_protocol(
 
 async def retention_facts(
     session: AsyncSession, protocol_number: str
-) -> tuple[datetime | None, datetime | None]:
-    """When the protocol was resolved (every demand answered) and got its first complaint."""
-    row = (
-        await session.execute(
-            sa.select(
-                sa.select(sa.func.max(answers.c.answered_at))
-                .where(answers.c.protocol_number == protocol_number)
-                .scalar_subquery(),
-                sa.select(sa.func.count())
-                .where(demands.c.protocol_number == protocol_number, demands.c.status == "open")
-                .scalar_subquery(),
-                sa.select(sa.func.min(complaints.c.received_at))
-                .where(complaints.c.protocol_number == protocol_number)
-                .scalar_subquery(),
-            )
+) -> tuple[list[datetime | None], datetime | None]:
+    """Each demand's answer instant (None while open) and the protocol's latest complaint."""
+    demand_rows = await session.execute(
+        sa.select(answers.c.answered_at)
+        .select_from(demands.outerjoin(answers, answers.c.demand_id == demands.c.id))
+        .where(demands.c.protocol_number == protocol_number)
+    )
+    last_complaint = await session.scalar(
+        sa.select(sa.func.max(complaints.c.received_at)).where(
+            complaints.c.protocol_number == protocol_number
         )
-    ).one()
-    last_answer, still_open, first_complaint = row
-    return (last_answer if not still_open else None), first_complaint
+    )
+    return [row[0] for row in demand_rows], last_complaint

@@ -1,0 +1,1 @@
+"""retention-svc: retention schedules, legal holds, coordinated purges, records access."""

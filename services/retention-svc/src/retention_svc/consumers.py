@@ -1,0 +1,285 @@
+"""retention-svc's consumer of ``protocol.events``.
+
+- ``protocol.opened`` records the contact and schedules every record class of the
+  protocol (recordings: 90 days from the contact; the rest once resolved).
+- ``demand.registered`` / ``demand.answered`` move the resolution, and with it the end of
+  the records counted from it; ``complaint.registered`` extends every class still
+  retained to 5 years from the complaint. Each change emits ``retention.scheduled``.
+- ``records.purged`` is an owner's confirmation of a purge request; once every owner
+  named in the request has confirmed, the disposal is certified: a certificate is
+  appended to the operator's hash chain and ``retention.disposed`` emitted.
+
+Every effect is idempotent under redelivery (inbox, keys, status checks).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import Counter
+
+from retention_svc import domain
+from retention_svc import repository as repo
+from retention_svc.runtime import Runtime
+from rn623_events.consumer import (
+    ConsumerConfig,
+    ConsumerRunner,
+    Handler,
+    PermanentError,
+    typed_handler,
+)
+from rn623_events.contracts.protocols import (
+    Beneficiary,
+    ComplaintRegistered,
+    DemandAnswered,
+    DemandRegistered,
+    ProtocolOpened,
+    RecordsPurged,
+)
+from rn623_events.contracts.retention import (
+    OwnerConfirmation,
+    RetentionDisposed,
+    RetentionScheduled,
+    ScheduleEntry,
+    ScheduleReason,
+)
+from rn623_events.db import UnitOfWork
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_CHANGES = Counter(
+    "retention_schedule_changes_total", "Retention schedules set or changed", ["operator", "reason"]
+)
+CONFIRMATIONS = Counter(
+    "retention_purge_confirmations_total", "Owners' purge confirmations", ["operator", "owner"]
+)
+DISPOSALS = Counter("retention_disposals_total", "Disposals certified", ["operator"])
+RECORDS_DISPOSED = Counter(
+    "retention_records_disposed_total", "Record classes disposed of", ["operator", "record_class"]
+)
+
+
+class RetentionHandlers:
+    """One handler per consumed event type."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def handlers(self) -> dict[str, Handler]:
+        """Handlers keyed by event type, for the consumer runner."""
+        return {
+            "protocol.opened": typed_handler(ProtocolOpened, self.protocol_opened),
+            "demand.registered": typed_handler(DemandRegistered, self.demand_registered),
+            "demand.answered": typed_handler(DemandAnswered, self.demand_answered),
+            "complaint.registered": typed_handler(ComplaintRegistered, self.complaint_registered),
+            "records.purged": typed_handler(RecordsPurged, self.records_purged),
+        }
+
+    async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
+        """Record the contact and schedule the protocol's records."""
+        inserted = await repo.insert_protocol(
+            uow.session,
+            {
+                "protocol_number": event.protocol_number,
+                "ans_registry": event.ans_registry,
+                "timezone": event.timezone,
+                "beneficiary_key": self._beneficiary_key(event.ans_registry, event.beneficiary),
+                "contact_at": event.opened_at,
+                "complaint_at": None,
+                "updated_at": self.rt.clock.now(),
+            },
+        )
+        if inserted:
+            await self._reschedule(uow, event.protocol_number, "contact")
+
+    async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
+        """An open demand: the records counted from the resolution wait for its answer."""
+        await self._protocol(uow, event.protocol_number)
+        await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
+        await self._reschedule(uow, event.protocol_number, "demand_registered")
+
+    async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
+        """An answer may resolve the protocol and start the 2-year clock."""
+        await self._protocol(uow, event.protocol_number)
+        await repo.answer_demand(
+            uow.session, event.demand_id, event.protocol_number, event.answered_at
+        )
+        await self._reschedule(uow, event.protocol_number, "resolution")
+
+    async def complaint_registered(self, event: ComplaintRegistered, uow: UnitOfWork) -> None:
+        """A complaint keeps every record of the protocol for 5 years from it."""
+        await self._protocol(uow, event.protocol_number)
+        await repo.set_complaint(uow.session, event.protocol_number, event.received_at)
+        await self._reschedule(uow, event.protocol_number, "complaint")
+
+    async def records_purged(self, event: RecordsPurged, uow: UnitOfWork) -> None:
+        """An owner confirmed a purge; certify the disposal once every owner has."""
+        request = await repo.lock_purge_request(uow.session, event.purge_request_id)
+        if request is None:
+            raise PermanentError("purge_request_id: no such purge request")
+        if event.owner not in request["owners"]:
+            raise PermanentError("owner: not an owner named in the purge request")
+        if event.ans_registry != request["ans_registry"]:
+            raise PermanentError("ans_registry: not the purge request's operator")
+        now = self.rt.clock.now()
+        added = await repo.add_confirmation(
+            uow.session,
+            {
+                "purge_request_id": event.purge_request_id,
+                "owner": event.owner,
+                "record_classes": list(event.record_classes),
+                "purged_at": event.purged_at,
+                "anonymized": event.anonymized,
+                "received_at": now,
+            },
+        )
+        if not added or request["disposed_at"] is not None:
+            return
+        uow.after_commit(CONFIRMATIONS.labels(event.ans_registry, event.owner).inc)
+        confirmations = await repo.confirmations_of(uow.session, event.purge_request_id)
+        if {c["owner"] for c in confirmations} >= set(request["owners"]):
+            await self._certify(uow, request, confirmations)
+
+    async def _certify(
+        self, uow: UnitOfWork, request: Mapping[str, Any], confirmations: list[Mapping[str, Any]]
+    ) -> None:
+        """Append the disposal certificate to the operator's chain and announce it."""
+        sequence, previous_hash = await repo.lock_chain_head(uow.session, request["ans_registry"])
+        certificate: dict[str, Any] = {
+            # derived from the request: one certificate per purge, whoever computes it
+            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:disposal:{request['id']}"),
+            "ans_registry": request["ans_registry"],
+            "sequence": sequence + 1,
+            "purge_request_id": request["id"],
+            "protocol_number": request["protocol_number"],
+            "record_classes": list(request["record_classes"]),
+            "confirmations": [
+                {
+                    "owner": c["owner"],
+                    "record_classes": list(c["record_classes"]),
+                    "purged_at": domain.utc_text(c["purged_at"]),
+                    "anonymized": c["anonymized"],
+                }
+                for c in confirmations
+            ],
+            "requested_at": request["requested_at"],
+            "disposed_at": self.rt.clock.now(),
+            "previous_hash": previous_hash,
+        }
+        certificate["hash"] = domain.certificate_hash(certificate)
+        await repo.append_certificate(uow.session, certificate)
+        uow.publish(
+            RetentionDisposed(
+                certificate_id=certificate["id"],
+                sequence=certificate["sequence"],
+                purge_request_id=request["id"],
+                protocol_number=request["protocol_number"],
+                ans_registry=request["ans_registry"],
+                record_classes=tuple(request["record_classes"]),
+                confirmations=tuple(
+                    OwnerConfirmation.model_validate(c) for c in certificate["confirmations"]
+                ),
+                requested_at=request["requested_at"],
+                disposed_at=certificate["disposed_at"],
+                previous_hash=previous_hash,
+                hash=certificate["hash"],
+            )
+        )
+        registry = request["ans_registry"]
+        uow.after_commit(DISPOSALS.labels(registry).inc)
+        for record_class in request["record_classes"]:
+            uow.after_commit(RECORDS_DISPOSED.labels(registry, record_class).inc)
+
+    async def _protocol(self, uow: UnitOfWork, protocol_number: str) -> Mapping[str, Any]:
+        """The protocol's facts, locked; events of one protocol follow its opening."""
+        protocol = await repo.lock_protocol(uow.session, protocol_number)
+        if protocol is None:
+            raise PermanentError("protocol_number: no protocol.opened was received for it")
+        return protocol
+
+    async def _reschedule(
+        self, uow: UnitOfWork, protocol_number: str, reason: ScheduleReason
+    ) -> None:
+        """Recompute the protocol's schedule; save and announce it when it changed."""
+        protocol = await repo.lock_protocol(uow.session, protocol_number)
+        assert protocol is not None  # the caller checked or inserted it
+        ends = domain.schedule(
+            protocol["contact_at"],
+            await repo.demand_answers(uow.session, protocol_number),
+            protocol["complaint_at"],
+        )
+        current = await repo.schedule_of(uow.session, protocol_number)
+        now = self.rt.clock.now()
+        changed = [
+            {
+                "protocol_number": protocol_number,
+                "record_class": record_class,
+                "ans_registry": protocol["ans_registry"],
+                "retain_until": end,
+                "status": domain.RETAINED,
+                "purge_request_id": None,
+                "updated_at": now,
+            }
+            for record_class, end in ends.items()
+            if record_class not in current
+            or (
+                current[record_class]["status"] == domain.RETAINED
+                and current[record_class]["retain_until"] != end
+            )
+        ]
+        if not changed:
+            return
+        await repo.save_schedule(uow.session, changed)
+        retained = {
+            record_class: end
+            for record_class, end in ends.items()
+            if current.get(record_class, {}).get("status", domain.RETAINED) == domain.RETAINED
+        }
+        uow.publish(
+            RetentionScheduled(
+                protocol_number=protocol_number,
+                ans_registry=protocol["ans_registry"],
+                reason=reason,
+                entries=tuple(
+                    ScheduleEntry(record_class=record_class, retain_until=end)
+                    for record_class, end in retained.items()
+                ),
+                scheduled_at=now,
+            )
+        )
+        uow.after_commit(SCHEDULE_CHANGES.labels(protocol["ans_registry"], reason).inc)
+
+    def _beneficiary_key(self, ans_registry: str, beneficiary: Beneficiary) -> str | None:
+        return domain.beneficiary_key(
+            self.rt.beneficiary_secret,
+            ans_registry,
+            cpf=beneficiary.cpf,
+            card_number=beneficiary.card_number,
+        )
+
+
+def event_consumer(
+    rt: Runtime,
+    kafka: KafkaSettings,
+    dead_letters: DeadLetterPublisher,
+    *,
+    name: str = "retention-svc",
+    config: ConsumerConfig | None = None,
+) -> ConsumerRunner:
+    """The consumer of ``protocol.events``."""
+    return ConsumerRunner(
+        name=name,
+        topics=["protocol.events"],
+        handlers=RetentionHandlers(rt).handlers(),
+        sessions=rt.sessions,
+        kafka=kafka,
+        clock=rt.clock,
+        source=rt.source,
+        dead_letters=dead_letters,
+        config=config,
+    )

@@ -1,0 +1,417 @@
+"""retention-svc's writes and the queries of its consumers and runners (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from retention_svc.domain import DISPOSED, GENESIS_HASH, PURGE_REQUESTED, RETAINED
+from retention_svc.models import (
+    access_requests,
+    certificates,
+    chain_heads,
+    demands,
+    legal_holds,
+    protocols,
+    purge_confirmations,
+    purge_requests,
+    schedules,
+)
+
+Row = Mapping[str, Any]
+
+
+# ---- protocols and their facts -----------------------------------------------------------
+
+
+async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Record a protocol's contact; False when it was already known."""
+    result = await session.execute(
+        insert(protocols)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(protocols.c.protocol_number)
+    )
+    return result.first() is not None
+
+
+async def lock_protocol(session: AsyncSession, protocol_number: str) -> Row | None:
+    """A protocol's facts, locked for this transaction."""
+    result = await session.execute(
+        sa.select(protocols).where(protocols.c.protocol_number == protocol_number).with_for_update()
+    )
+    row = result.mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def add_demand(session: AsyncSession, demand_id: uuid.UUID, protocol_number: str) -> None:
+    """Record an open demand of a protocol (idempotent)."""
+    await session.execute(
+        insert(demands)
+        .values(demand_id=demand_id, protocol_number=protocol_number, answered_at=None)
+        .on_conflict_do_nothing()
+    )
+
+
+async def answer_demand(
+    session: AsyncSession, demand_id: uuid.UUID, protocol_number: str, answered_at: datetime
+) -> None:
+    """Record a demand's answer (the first answer counts)."""
+    statement = insert(demands).values(
+        demand_id=demand_id, protocol_number=protocol_number, answered_at=answered_at
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[demands.c.demand_id],
+            set_={"answered_at": statement.excluded.answered_at},
+            where=demands.c.answered_at.is_(None),
+        )
+    )
+
+
+async def demand_answers(session: AsyncSession, protocol_number: str) -> list[datetime | None]:
+    """Each demand's answer instant (None while open)."""
+    result = await session.execute(
+        sa.select(demands.c.answered_at).where(demands.c.protocol_number == protocol_number)
+    )
+    return [row[0] for row in result]
+
+
+async def set_complaint(session: AsyncSession, protocol_number: str, at: datetime) -> None:
+    """Keep the protocol's latest complaint instant."""
+    await session.execute(
+        sa.update(protocols)
+        .where(protocols.c.protocol_number == protocol_number)
+        .values(complaint_at=sa.func.greatest(sa.func.coalesce(protocols.c.complaint_at, at), at))
+    )
+
+
+# ---- schedules ---------------------------------------------------------------------------
+
+
+async def schedule_of(session: AsyncSession, protocol_number: str) -> dict[str, Row]:
+    """A protocol's schedule entries by record class."""
+    result = await session.execute(
+        sa.select(schedules).where(schedules.c.protocol_number == protocol_number)
+    )
+    return {row["record_class"]: dict(row) for row in result.mappings()}
+
+
+async def save_schedule(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or move schedule entries still retained (purged ones never come back)."""
+    if not rows:
+        return
+    statement = insert(schedules).values(list(rows))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[schedules.c.protocol_number, schedules.c.record_class],
+            set_={
+                "retain_until": statement.excluded.retain_until,
+                "updated_at": statement.excluded.updated_at,
+            },
+            where=schedules.c.status == RETAINED,
+        )
+    )
+
+
+# ---- the purge runner --------------------------------------------------------------------
+
+
+def _hold_covers() -> sa.ColumnElement[bool]:
+    """An active legal hold covers the schedule row (by protocol, beneficiary or operator)."""
+    beneficiary = (
+        sa.select(protocols.c.beneficiary_key)
+        .where(protocols.c.protocol_number == schedules.c.protocol_number)
+        .scalar_subquery()
+    )
+    return sa.exists().where(
+        legal_holds.c.released_at.is_(None),
+        legal_holds.c.ans_registry == schedules.c.ans_registry,
+        sa.or_(
+            legal_holds.c.scope == "operator",
+            sa.and_(
+                legal_holds.c.scope == "protocol",
+                legal_holds.c.protocol_number == schedules.c.protocol_number,
+            ),
+            sa.and_(
+                legal_holds.c.scope == "beneficiary",
+                legal_holds.c.beneficiary_key == beneficiary,
+            ),
+        ),
+    )
+
+
+def due_for_purge(now: datetime, ans_registry: str | None = None) -> sa.Select[Any]:
+    """Schedule entries past their retention that no hold covers, oldest first."""
+    query = sa.select(
+        schedules.c.protocol_number,
+        schedules.c.record_class,
+        schedules.c.ans_registry,
+        schedules.c.retain_until,
+    ).where(
+        schedules.c.status == RETAINED,
+        schedules.c.retain_until.is_not(None),
+        schedules.c.retain_until < now,
+        ~_hold_covers(),
+    )
+    if ans_registry is not None:
+        query = query.where(schedules.c.ans_registry == ans_registry)
+    return query.order_by(schedules.c.retain_until)
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Row]:
+    """Lock up to ``limit`` entries due for purge; rows other runners hold are skipped."""
+    result = await session.execute(
+        due_for_purge(now).limit(limit).with_for_update(of=schedules, skip_locked=True)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+async def insert_purge_requests(
+    session: AsyncSession, requests: Sequence[Mapping[str, Any]]
+) -> None:
+    """Record purge requests sent to the owners."""
+    if requests:
+        await session.execute(insert(purge_requests).values(list(requests)))
+
+
+async def mark_requested(
+    session: AsyncSession, entries: Sequence[tuple[str, str, uuid.UUID]], at: datetime
+) -> None:
+    """Set (protocol, class) entries to purge_requested under their request id."""
+    if not entries:
+        return
+    numbers, classes, ids = (list(column) for column in zip(*entries, strict=True))
+    pending = sa.select(
+        sa.func.unnest(sa.cast(numbers, ARRAY(sa.Text))).label("protocol_number"),
+        sa.func.unnest(sa.cast(classes, ARRAY(sa.Text))).label("record_class"),
+        sa.func.unnest(sa.cast(ids, ARRAY(sa.Uuid))).label("request_id"),
+    ).subquery()
+    await session.execute(
+        sa.update(schedules)
+        .where(
+            schedules.c.protocol_number == pending.c.protocol_number,
+            schedules.c.record_class == pending.c.record_class,
+        )
+        .values(status=PURGE_REQUESTED, purge_request_id=pending.c.request_id, updated_at=at)
+    )
+
+
+# ---- confirmations and certificates ------------------------------------------------------
+
+
+async def lock_purge_request(session: AsyncSession, request_id: uuid.UUID) -> Row | None:
+    """A purge request, locked for this transaction."""
+    result = await session.execute(
+        sa.select(purge_requests).where(purge_requests.c.id == request_id).with_for_update()
+    )
+    row = result.mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def add_confirmation(session: AsyncSession, values: Mapping[str, Any]) -> bool:
+    """Record an owner's confirmation; False when that owner had already confirmed."""
+    result = await session.execute(
+        insert(purge_confirmations)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(purge_confirmations.c.owner)
+    )
+    return result.first() is not None
+
+
+async def confirmations_of(session: AsyncSession, request_id: uuid.UUID) -> list[Row]:
+    """Every confirmation of a purge request, by owner."""
+    result = await session.execute(
+        sa.select(purge_confirmations)
+        .where(purge_confirmations.c.purge_request_id == request_id)
+        .order_by(purge_confirmations.c.owner)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+async def lock_chain_head(session: AsyncSession, ans_registry: str) -> tuple[int, str]:
+    """The operator's last certificate (sequence, hash), locked until commit."""
+    await session.execute(
+        insert(chain_heads)
+        .values(ans_registry=ans_registry, sequence=0, hash=GENESIS_HASH)
+        .on_conflict_do_nothing()
+    )
+    row = (
+        await session.execute(
+            sa.select(chain_heads.c.sequence, chain_heads.c.hash)
+            .where(chain_heads.c.ans_registry == ans_registry)
+            .with_for_update()
+        )
+    ).one()
+    return int(row.sequence), str(row.hash)
+
+
+async def append_certificate(session: AsyncSession, certificate: Mapping[str, Any]) -> None:
+    """Add a certificate at the head of its operator's chain and close its purge."""
+    await session.execute(insert(certificates).values(**certificate))
+    await session.execute(
+        sa.update(chain_heads)
+        .where(chain_heads.c.ans_registry == certificate["ans_registry"])
+        .values(sequence=certificate["sequence"], hash=certificate["hash"])
+    )
+    await session.execute(
+        sa.update(purge_requests)
+        .where(purge_requests.c.id == certificate["purge_request_id"])
+        .values(disposed_at=certificate["disposed_at"])
+    )
+    await session.execute(
+        sa.update(schedules)
+        .where(schedules.c.purge_request_id == certificate["purge_request_id"])
+        .values(status=DISPOSED, updated_at=certificate["disposed_at"])
+    )
+
+
+async def chain_of(
+    session: AsyncSession, ans_registry: str, after_sequence: int, limit: int
+) -> list[Row]:
+    """A page of an operator's certificates in chain order."""
+    result = await session.execute(
+        sa.select(certificates)
+        .where(
+            certificates.c.ans_registry == ans_registry, certificates.c.sequence > after_sequence
+        )
+        .order_by(certificates.c.sequence)
+        .limit(limit)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+# ---- access requests ---------------------------------------------------------------------
+
+
+async def claim_access_request(
+    session: AsyncSession, now: datetime, lease_until: datetime
+) -> Row | None:
+    """Take the next open access request due for collection and lease it."""
+    result = await session.execute(
+        sa.select(access_requests)
+        .where(access_requests.c.status == "open", access_requests.c.next_attempt_at <= now)
+        .order_by(access_requests.c.next_attempt_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    row = result.mappings().first()
+    if row is None:
+        return None
+    await session.execute(
+        sa.update(access_requests)
+        .where(access_requests.c.id == row["id"])
+        .values(next_attempt_at=lease_until, attempts=access_requests.c.attempts + 1)
+    )
+    return dict(row)
+
+
+async def protocols_for_request(session: AsyncSession, request: Row) -> list[Row] | None:
+    """The protocols an access request covers; None while its protocol is unknown here."""
+    asked = (
+        (
+            await session.execute(
+                sa.select(protocols).where(
+                    protocols.c.protocol_number == request["protocol_number"]
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if asked is None:
+        return None
+    if request["scope"] == "protocol" or asked["beneficiary_key"] is None:
+        return [dict(asked)]
+    result = await session.execute(
+        sa.select(protocols)
+        .where(
+            protocols.c.ans_registry == asked["ans_registry"],
+            protocols.c.beneficiary_key == asked["beneficiary_key"],
+        )
+        .order_by(protocols.c.contact_at, protocols.c.protocol_number)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+async def schedules_of(session: AsyncSession, numbers: Sequence[str]) -> list[Row]:
+    """The schedule entries of several protocols."""
+    result = await session.execute(
+        sa.select(schedules)
+        .where(schedules.c.protocol_number.in_(list(numbers)))
+        .order_by(schedules.c.protocol_number, schedules.c.record_class)
+    )
+    return [dict(row) for row in result.mappings()]
+
+
+async def fulfil_access_request(
+    session: AsyncSession, request_id: uuid.UUID, bundle: Any, at: datetime
+) -> bool:
+    """Store the bundle and close the request; False when it was already fulfilled."""
+    result = await session.execute(
+        sa.update(access_requests)
+        .where(access_requests.c.id == request_id, access_requests.c.status == "open")
+        .values(
+            status="fulfilled",
+            bundle=bundle,
+            fulfilled_at=at,
+            next_attempt_at=None,
+            last_error=None,
+        )
+        .returning(access_requests.c.id)
+    )
+    return result.first() is not None
+
+
+async def retry_access_request(
+    session: AsyncSession, request_id: uuid.UUID, at: datetime, error: str
+) -> None:
+    """Record why collection failed and when to try again."""
+    await session.execute(
+        sa.update(access_requests)
+        .where(access_requests.c.id == request_id, access_requests.c.status == "open")
+        .values(next_attempt_at=at, last_error=error)
+    )
+
+
+# ---- gauges ------------------------------------------------------------------------------
+
+
+async def gauge_counts(session: AsyncSession, now: datetime) -> dict[str, list[Row]]:
+    """Per operator: records due for purge, purges pending confirmation, access requests
+    open and overdue."""
+    due = await session.execute(
+        sa.select(schedules.c.ans_registry, sa.func.count().label("count"))
+        .where(
+            schedules.c.status == RETAINED,
+            schedules.c.retain_until.is_not(None),
+            schedules.c.retain_until < now,
+        )
+        .group_by(schedules.c.ans_registry)
+    )
+    pending = await session.execute(
+        sa.select(purge_requests.c.ans_registry, sa.func.count().label("count"))
+        .where(purge_requests.c.disposed_at.is_(None))
+        .group_by(purge_requests.c.ans_registry)
+    )
+    access = await session.execute(
+        sa.select(
+            access_requests.c.ans_registry,
+            sa.func.count().label("open"),
+            sa.func.count().filter(access_requests.c.due_at < now).label("overdue"),
+        )
+        .where(access_requests.c.status == "open")
+        .group_by(access_requests.c.ans_registry)
+    )
+    return {
+        "due": [dict(r) for r in due.mappings()],
+        "pending": [dict(r) for r in pending.mappings()],
+        "access": [dict(r) for r in access.mappings()],
+    }

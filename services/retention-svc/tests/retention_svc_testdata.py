@@ -1,0 +1,33 @@
+"""Test data shared by retention-svc's test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from rn623_devinfra import migrations
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """The service's Alembic configuration, pointed at ``database_url``."""
+    return migrations.alembic_config(SERVICE_DIR, database_url)
+
+
+def migrate(database_url: str) -> None:
+    """Run the service's real Alembic migrations up to head."""
+    migrations.migrate(SERVICE_DIR, database_url)
+
+
+OPERATOR_A, OPERATOR_B = "123456", "654321"
+SECRET = "retention-svc-tests-secret-0123456789abcdef"
+BENEFICIARY_SECRET = b"retention-svc-tests-beneficiary-key"
+OWNERS = {
+    "recording": ("protocol-svc",),
+    "interaction_record": ("protocol-svc",),
+    "protocol_record": ("protocol-svc",),
+    "notification": ("notification-svc",),
+    "complaint_linked": ("protocol-svc", "notification-svc"),
+}
