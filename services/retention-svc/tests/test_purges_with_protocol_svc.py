@@ -16,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from protocol_svc.app import create_app as create_protocol_app
@@ -27,6 +28,7 @@ from protocol_svc_testdata import BENEFICIARY, OPERATOR_BODY
 from protocol_svc_testdata import migrate as migrate_protocol_svc
 from retention_svc import domain
 from retention_svc import repository as repo
+from retention_svc.collector import AccessCollector
 from retention_svc.consumers import event_consumer
 from retention_svc.purger import PurgeRunner
 from retention_svc.runtime import Runtime
@@ -389,3 +391,128 @@ async def publish(kafka: KafkaSettings, envelope: Any) -> None:
         )
     finally:
         await producer.stop()
+
+
+async def test_an_access_request_bundles_every_protocol_of_the_beneficiary(
+    platform: Platform,
+) -> None:
+    first = await platform.open_protocol()
+    second = await platform.open_protocol()
+    stranger = await platform.open_protocol(cpf="111.444.777-35")
+    await platform.post(
+        f"/v1/protocols/{second['protocol_number']}/interactions",
+        {"kind": "recording", "recording_uri": "s3://gravacoes/2.ogg", "duration_seconds": 60},
+    )
+
+    async def known() -> bool:
+        return bool(
+            await platform.scalar(
+                "SELECT count(*) = 3 FROM protocols WHERE protocol_number = ANY(:n)",
+                n=[p["protocol_number"] for p in (first, second, stranger)],
+            )
+        )
+
+    await eventually(known, max_seconds=30)
+    request_id = uuid.uuid4()
+    now = platform.clock.now()
+    async with platform.rt.sessions() as session:
+        await session.execute(
+            sa.text(
+                "INSERT INTO access_requests (id, ans_registry, protocol_number, scope,"
+                " requested_by, requested_at, due_at, rule_id, legal_basis, ruleset_id, status,"
+                " next_attempt_at) VALUES (:id, :a, :n, 'beneficiary', 'ouvidoria', :at, :due,"
+                " 'rn623.deadline.records_access', 'RN 623/2024', 'rn623-2025', 'open', :at)"
+            ),
+            {
+                "id": request_id,
+                "a": platform.operator,
+                "n": second["protocol_number"],
+                "at": now,
+                "due": now + timedelta(hours=72),
+            },
+        )
+        await session.commit()
+
+    def token_for(operator: str) -> str:
+        header = bearer_headers(SECRET, operators=[operator], scopes=["protocols:read"])
+        return header["Authorization"].removeprefix("Bearer ")
+
+    # protocol-svc unreachable: the attempt is recorded and retried later
+    async with httpx.AsyncClient() as unreachable:
+        down = AccessCollector(
+            platform.rt,
+            protocol_svc_url="http://127.0.0.1:1",
+            token_for=token_for,
+            http=unreachable,
+        )
+        assert await down.collect_next() is False
+    state = (
+        "SELECT status || ':' || attempts || ':' || last_error FROM access_requests WHERE id = :i"
+    )
+    assert await platform.scalar(state, i=request_id) == "open:1:ConnectError"
+    collector = AccessCollector(
+        platform.rt, protocol_svc_url="http://protocol-svc", token_for=token_for, http=platform.api
+    )
+    assert await collector.tick() == 0  # backing off
+    platform.clock.advance(timedelta(minutes=10))
+    assert await collector.tick() == 1
+    assert await platform.scalar(state.replace("|| ':' || last_error", ""), i=request_id) == (
+        "fulfilled:2"
+    )
+    async with platform.rt.sessions() as session:
+        bundle = await session.scalar(
+            sa.text("SELECT bundle FROM access_requests WHERE id = :i"), {"i": request_id}
+        )
+        fulfilled = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM outbox WHERE event_type = 'access_request.fulfilled'"
+                " AND payload->>'request_id' = :i"
+            ),
+            {"i": str(request_id)},
+        )
+    assert fulfilled == 1
+    assert sorted(p["protocol_number"] for p in bundle["protocols"]) == sorted(
+        [first["protocol_number"], second["protocol_number"]]
+    )
+    assert all(p["available"] and p["record"]["demands"] for p in bundle["protocols"])
+    assert {e["record_class"] for e in bundle["protocols"][0]["retention"]} >= {"recording"}
+    assert [r["recording_uri"] for r in bundle["recordings"]] == ["s3://gravacoes/2.ogg"]
+    assert await collector.tick() == 0  # fulfilled once
+
+
+async def test_a_confirmation_for_an_unknown_purge_is_dead_lettered_with_its_reason(
+    platform: Platform, kafka_bootstrap_servers: str
+) -> None:
+    number = f"{platform.operator}20251121999999"
+    stray = RecordsPurged(
+        protocol_number=number,
+        ans_registry=platform.operator,
+        purge_request_id=uuid.uuid4(),
+        record_classes=("recording",),
+        purged_at=platform.clock.now(),
+        owner="protocol-svc",
+        anonymized=False,
+    )
+    await publish(
+        platform.kafka, make_envelope(stray, source="protocol-svc", time=platform.clock.now())
+    )
+    reader = AIOKafkaConsumer(
+        dlq_topic("retention-svc"),
+        bootstrap_servers=kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await reader.start()
+    found: list[dict[str, str]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while not found and asyncio.get_running_loop().time() < deadline:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                found += [
+                    {k: v.decode() for k, v in r.headers}
+                    for r in records
+                    if r.key == number.encode()
+                ]
+    finally:
+        await reader.stop()
+    assert [h["dlq_error"] for h in found] == ["purge_request_id: no such purge request"]

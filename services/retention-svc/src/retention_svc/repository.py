@@ -128,6 +128,7 @@ def _hold_covers() -> sa.ColumnElement[bool]:
     beneficiary = (
         sa.select(protocols.c.beneficiary_key)
         .where(protocols.c.protocol_number == schedules.c.protocol_number)
+        .correlate(schedules)
         .scalar_subquery()
     )
     return sa.exists().where(

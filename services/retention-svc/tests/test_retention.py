@@ -1,0 +1,331 @@
+"""retention-svc's handlers and purge runner on the real database (no broker): schedules,
+confirmations, certificates, holds, grouping by owner, dry run, batches."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from retention_svc import domain
+from retention_svc import repository as repo
+from retention_svc.consumers import RetentionHandlers
+from retention_svc.purger import PurgeRunner
+from retention_svc.runtime import Runtime
+from rn623_events.clock import ManualClock
+from rn623_events.consumer import PermanentError
+from rn623_events.contracts.protocols import (
+    Beneficiary,
+    ComplaintRegistered,
+    DemandAnswered,
+    DemandRegistered,
+    ProtocolOpened,
+    RecordsPurged,
+)
+from rn623_events.envelope import make_envelope
+from rn623_events.registry import Event
+
+pytestmark = pytest.mark.integration
+
+CPF = "52998224725"
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+
+
+def operator() -> str:
+    """An operator of one test only."""
+    return f"{secrets.randbelow(900_000) + 100_000}"
+
+
+_sequence = iter(range(1, 1_000_000))
+
+
+def opened(ans: str, at: datetime, *, cpf: str | None = CPF) -> ProtocolOpened:
+    """A protocol.opened of operator ``ans`` at ``at``."""
+    return ProtocolOpened(
+        protocol_number=f"{ans}20251121{next(_sequence):06d}",
+        ans_registry=ans,
+        layout_id="ans-default-20",
+        channel="phone",
+        direction="inbound",
+        opened_at=at.astimezone(SAO_PAULO),
+        timezone="America/Sao_Paulo",
+        beneficiary=Beneficiary(cpf=cpf, card_number="0001"),
+    )
+
+
+def registered(protocol: ProtocolOpened, at: datetime) -> DemandRegistered:
+    """An assistance demand on ``protocol``."""
+    return DemandRegistered(
+        protocol_number=protocol.protocol_number,
+        ans_registry=protocol.ans_registry,
+        demand_id=uuid.uuid4(),
+        demand_type="assistance",
+        requested_at=at,
+        registered_at=at,
+        due_at=at + timedelta(days=7),
+        immediate=False,
+        deadline_rule_id="rn623.deadline.assistance",
+        deadline_legal_basis="RN 623/2024",
+        deadline_unit="business_days",
+        deadline_amount=5,
+        ruleset_id="rn623-2025",
+    )
+
+
+def answered(demand: DemandRegistered, at: datetime) -> DemandAnswered:
+    """The answer to ``demand``."""
+    return DemandAnswered(
+        protocol_number=demand.protocol_number,
+        ans_registry=demand.ans_registry,
+        demand_id=demand.demand_id,
+        outcome="authorized",
+        text="Procedimento autorizado.",
+        answered_at=at,
+        reanalysis_allowed=False,
+    )
+
+
+async def handle(rt: Runtime, event: Event) -> list[str]:
+    """Run the event's handler in one unit of work; return the types it published."""
+    handler = RetentionHandlers(rt).handlers()[event.event_type]
+    envelope = make_envelope(event, source="protocol-svc", time=rt.clock.now())
+    async with rt.uow() as uow:
+        await handler(event, envelope, uow)
+        published = [e.type for e in uow.published]
+        await uow.commit()
+    return published
+
+
+async def schedule(rt: Runtime, number: str) -> dict[str, Any]:
+    """retain_until by record class."""
+    async with rt.sessions() as session:
+        rows = await repo.schedule_of(session, number)
+    return {c: r["retain_until"] for c, r in rows.items()}
+
+
+async def test_the_schedule_follows_contact_demands_answers_and_complaints(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    now = clock.now()
+    protocol = opened(operator(), now)
+    assert await handle(runtime, protocol) == ["retention.scheduled"]
+    assert await handle(runtime, protocol) == []  # redelivered: nothing new
+    two_years = now.replace(year=now.year + 2)
+    # a contact without demands was resolved in the contact itself
+    assert await schedule(runtime, protocol.protocol_number) == {
+        "recording": now + timedelta(days=90),
+        "interaction_record": two_years,
+        "protocol_record": two_years,
+        "notification": two_years,
+    }
+    demand = registered(protocol, now)
+    assert await handle(runtime, demand) == ["retention.scheduled"]
+    ends = await schedule(runtime, protocol.protocol_number)
+    assert ends["recording"] == now + timedelta(days=90)
+    assert ends["protocol_record"] is None  # open demand: the 2 years have not started
+    later = now + timedelta(days=3)
+    assert await handle(runtime, answered(demand, later)) == ["retention.scheduled"]
+    assert await handle(runtime, answered(demand, later + timedelta(days=1))) == []
+    assert (await schedule(runtime, protocol.protocol_number))["notification"] == later.replace(
+        year=later.year + 2
+    )
+    complaint = ComplaintRegistered(
+        protocol_number=protocol.protocol_number,
+        ans_registry=protocol.ans_registry,
+        complaint_id=uuid.uuid4(),
+        source="nip",
+        received_at=later + timedelta(days=10),
+        registered_at=later + timedelta(days=10),
+    )
+    assert await handle(runtime, complaint) == ["retention.scheduled"]
+    five_years = (later + timedelta(days=10)).replace(year=later.year + 5)
+    assert set((await schedule(runtime, protocol.protocol_number)).values()) == {five_years}
+
+
+async def test_events_of_an_unknown_protocol_are_refused(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    stray = registered(opened(operator(), clock.now()), clock.now())
+    with pytest.raises(PermanentError, match="protocol_number"):
+        await handle(runtime, stray)
+
+
+async def _due_protocol(rt: Runtime, clock: ManualClock, ans: str, *, cpf: str = CPF) -> str:
+    """A protocol whose recording is past retention (contact 91 days ago)."""
+    protocol = opened(ans, clock.now() - timedelta(days=91), cpf=cpf)
+    await handle(rt, protocol)
+    await handle(rt, registered(protocol, protocol.opened_at))  # keeps the rest retained
+    return protocol.protocol_number
+
+
+async def _requests(rt: Runtime, number: str) -> list[Any]:
+    async with rt.sessions() as session:
+        rows = await session.execute(
+            sa.text("SELECT * FROM purge_requests WHERE protocol_number = :n"), {"n": number}
+        )
+        return list(rows.mappings())
+
+
+async def test_confirmations_certify_once_every_owner_confirmed(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ans = operator()
+    number = await _due_protocol(runtime, clock, ans)
+    assert await PurgeRunner(runtime).tick() >= 1
+    [request] = await _requests(runtime, number)
+    assert list(request["record_classes"]) == ["recording"]
+    assert list(request["owners"]) == ["protocol-svc"]
+
+    def purged(owner: str, request_id: uuid.UUID = request["id"]) -> RecordsPurged:
+        return RecordsPurged(
+            protocol_number=number,
+            ans_registry=ans,
+            purge_request_id=request_id,
+            record_classes=("recording",),
+            purged_at=clock.now(),
+            owner=owner,
+            anonymized=False,
+        )
+
+    with pytest.raises(PermanentError, match="purge_request_id"):
+        await handle(runtime, purged("protocol-svc", uuid.uuid4()))
+    with pytest.raises(PermanentError, match="owner"):
+        await handle(runtime, purged("notification-svc"))
+    assert await handle(runtime, purged("protocol-svc")) == ["retention.disposed"]
+    assert await handle(runtime, purged("protocol-svc")) == []  # redelivered
+    async with runtime.sessions() as session:
+        chain = await repo.chain_of(session, ans, 0, 10)
+    assert [c["purge_request_id"] for c in chain] == [request["id"]]
+    assert domain.verify_chain(chain).valid
+    assert (await schedule(runtime, number))["recording"] is not None
+    async with runtime.sessions() as session:
+        statuses = await repo.schedule_of(session, number)
+    assert statuses["recording"]["status"] == domain.DISPOSED
+
+
+async def _hold(rt: Runtime, ans: str, scope: str, **target: Any) -> uuid.UUID:
+    hold_id = uuid.uuid4()
+    async with rt.sessions() as session:
+        await session.execute(
+            sa.text(
+                "INSERT INTO legal_holds (id, ans_registry, scope, protocol_number,"
+                " beneficiary_key, reason, placed_by, placed_at) VALUES (:id, :a, :s, :n, :b,"
+                " 'Processo judicial', 'juridico', :at)"
+            ),
+            {
+                "id": hold_id,
+                "a": ans,
+                "s": scope,
+                "n": target.get("protocol_number"),
+                "b": target.get("beneficiary_key"),
+                "at": rt.clock.now(),
+            },
+        )
+        await session.commit()
+    return hold_id
+
+
+async def _release(rt: Runtime, hold_id: uuid.UUID) -> None:
+    async with rt.sessions() as session:
+        await session.execute(
+            sa.text("UPDATE legal_holds SET released_at = now() WHERE id = :id"), {"id": hold_id}
+        )
+        await session.commit()
+
+
+@pytest.mark.parametrize("scope", ["protocol", "beneficiary", "operator"])
+async def test_a_hold_blocks_the_purges_it_covers_until_released(
+    runtime: Runtime, clock: ManualClock, scope: str
+) -> None:
+    ans = operator()
+    held = await _due_protocol(runtime, clock, ans)
+    other_cpf = "11144477735"
+    free = await _due_protocol(runtime, clock, ans, cpf=other_cpf)
+    key = domain.beneficiary_key(runtime.beneficiary_secret, ans, cpf=CPF, card_number=None)
+    hold_id = await _hold(runtime, ans, scope, protocol_number=held, beneficiary_key=key)
+    await PurgeRunner(runtime).tick()
+    assert await _requests(runtime, held) == []
+    assert len(await _requests(runtime, free)) == (0 if scope == "operator" else 1)
+    await _release(runtime, hold_id)
+    await PurgeRunner(runtime).tick()
+    assert len(await _requests(runtime, held)) == 1
+
+
+async def test_due_classes_are_grouped_by_owner_in_batches_and_dry_run_sends_nothing(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ans = operator()
+    numbers = []
+    for _ in range(7):
+        protocol = opened(ans, clock.now() - timedelta(days=6 * 365))
+        await handle(runtime, protocol)  # no demand: every class is due after 2 years
+        numbers.append(protocol.protocol_number)
+    dry = PurgeRunner(runtime, dry_run=True)
+    assert await dry.tick() == 0
+    assert await _requests(runtime, numbers[0]) == []
+    runner = PurgeRunner(runtime, batch_size=3)
+    assert await runner.tick() >= 7 * 4
+    requests = 0
+    for number in numbers:
+        requests += len(await _requests(runtime, number))
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for request in await _requests(runtime, number):  # batches may split a protocol
+            groups.setdefault(tuple(request["owners"]), []).extend(request["record_classes"])
+        assert {owners: sorted(classes) for owners, classes in groups.items()} == {
+            ("notification-svc",): ["notification"],
+            ("protocol-svc",): ["interaction_record", "protocol_record", "recording"],
+        }
+    async with runtime.sessions() as session:
+        sent = await session.scalar(
+            sa.text(
+                "SELECT count(*) FROM outbox WHERE event_type = 'retention.purge_requested'"
+                " AND key = ANY(:n)"
+            ),
+            {"n": numbers},
+        )
+    assert sent == requests  # one retention.purge_requested per request
+
+
+def test_the_certificate_chain_detects_tampering() -> None:
+    at = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    chain: list[dict[str, Any]] = []
+    previous = domain.GENESIS_HASH
+    for sequence in (1, 2, 3):
+        certificate: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "ans_registry": "123456",
+            "sequence": sequence,
+            "purge_request_id": uuid.uuid4(),
+            "protocol_number": f"12345620251121{sequence:06d}",
+            "record_classes": ["recording"],
+            "confirmations": [{"owner": "protocol-svc", "purged_at": at.isoformat()}],
+            "requested_at": at,
+            "disposed_at": at,
+            "previous_hash": previous,
+        }
+        certificate["hash"] = previous = domain.certificate_hash(certificate)
+        chain.append(certificate)
+    assert domain.verify_chain(chain) == domain.ChainCheck(3, True)
+    chain[1]["record_classes"] = ["recording", "protocol_record"]
+    assert domain.verify_chain(chain) == domain.ChainCheck(2, False, 2, "hash_mismatch")
+    chain[1]["record_classes"] = ["recording"]
+    del chain[1]
+    check = domain.verify_chain(chain)
+    assert (check.valid, check.problem) == (False, "sequence_gap")
+
+
+def test_beneficiary_pseudonyms_are_keyed_and_scoped() -> None:
+    secret = b"k" * 32
+    one = domain.beneficiary_key(secret, "123456", cpf=CPF, card_number="9")
+    assert one == domain.beneficiary_key(secret, "654321", cpf=CPF, card_number=None)
+    assert one != domain.beneficiary_key(b"x" * 32, "123456", cpf=CPF, card_number=None)
+    assert CPF not in (one or "")
+    assert domain.beneficiary_key(secret, "123456", cpf=None, card_number="9") != (
+        domain.beneficiary_key(secret, "654321", cpf=None, card_number="9")
+    )
+    assert domain.beneficiary_key(secret, "123456", cpf=None, card_number=None) is None
