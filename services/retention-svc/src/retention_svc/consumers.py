@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter
@@ -82,40 +83,41 @@ class RetentionHandlers:
 
     async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
         """Record the contact and schedule the protocol's records."""
-        inserted = await repo.insert_protocol(
-            uow.session,
-            {
-                "protocol_number": event.protocol_number,
-                "ans_registry": event.ans_registry,
-                "timezone": event.timezone,
-                "beneficiary_key": self._beneficiary_key(event.ans_registry, event.beneficiary),
-                "contact_at": event.opened_at,
-                "complaint_at": None,
-                "updated_at": self.rt.clock.now(),
-            },
-        )
-        if inserted:
-            await self._reschedule(uow, event.protocol_number, "contact")
+        protocol = {
+            "protocol_number": event.protocol_number,
+            "ans_registry": event.ans_registry,
+            "timezone": event.timezone,
+            "beneficiary_key": self._beneficiary_key(event.ans_registry, event.beneficiary),
+            "contact_at": event.opened_at,
+            "complaint_at": None,
+            "updated_at": self.rt.clock.now(),
+        }
+        if await repo.insert_protocol(uow.session, protocol):
+            # a new protocol has no demands, complaints or schedule yet: nothing to read
+            await self._reschedule(uow, protocol, "contact", answers=[], current={})
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """An open demand: the records counted from the resolution wait for its answer."""
-        await self._protocol(uow, event.protocol_number)
+        protocol = await self._protocol(uow, event.protocol_number)
         await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
-        await self._reschedule(uow, event.protocol_number, "demand_registered")
+        await self._reschedule(uow, protocol, "demand_registered")
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """An answer may resolve the protocol and start the 2-year clock."""
-        await self._protocol(uow, event.protocol_number)
+        protocol = await self._protocol(uow, event.protocol_number)
         await repo.answer_demand(
             uow.session, event.demand_id, event.protocol_number, event.answered_at
         )
-        await self._reschedule(uow, event.protocol_number, "resolution")
+        await self._reschedule(uow, protocol, "resolution")
 
     async def complaint_registered(self, event: ComplaintRegistered, uow: UnitOfWork) -> None:
         """A complaint keeps every record of the protocol for 5 years from it."""
-        await self._protocol(uow, event.protocol_number)
-        await repo.set_complaint(uow.session, event.protocol_number, event.received_at)
-        await self._reschedule(uow, event.protocol_number, "complaint")
+        protocol = await self._protocol(uow, event.protocol_number)
+        latest = protocol["complaint_at"]
+        if latest is None or event.received_at > latest:
+            await repo.set_complaint(uow.session, event.protocol_number, event.received_at)
+            protocol = {**protocol, "complaint_at": event.received_at}
+        await self._reschedule(uow, protocol, "complaint")
 
     async def records_purged(self, event: RecordsPurged, uow: UnitOfWork) -> None:
         """An owner confirmed a purge; certify the disposal once every owner has."""
@@ -203,17 +205,21 @@ class RetentionHandlers:
         return protocol
 
     async def _reschedule(
-        self, uow: UnitOfWork, protocol_number: str, reason: ScheduleReason
+        self,
+        uow: UnitOfWork,
+        protocol: Mapping[str, Any],
+        reason: ScheduleReason,
+        *,
+        answers: list[datetime | None] | None = None,
+        current: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Recompute the protocol's schedule; save and announce it when it changed."""
-        protocol = await repo.lock_protocol(uow.session, protocol_number)
-        assert protocol is not None  # the caller checked or inserted it
-        ends = domain.schedule(
-            protocol["contact_at"],
-            await repo.demand_answers(uow.session, protocol_number),
-            protocol["complaint_at"],
-        )
-        current = await repo.schedule_of(uow.session, protocol_number)
+        protocol_number = protocol["protocol_number"]
+        if answers is None:
+            answers = await repo.demand_answers(uow.session, protocol_number)
+        if current is None:
+            current = await repo.schedule_of(uow.session, protocol_number)
+        ends = domain.schedule(protocol["contact_at"], answers, protocol["complaint_at"])
         now = self.rt.clock.now()
         changed = [
             {
