@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from starlette.types import Lifespan
 
 from rn623_events.auth import TokenVerifier
@@ -77,3 +77,9 @@ def create_service_app(
     # answer to the service's log lines.
     instrument_app(app)
     return app
+
+
+async def app_runtime(request: Request) -> Any:
+    """FastAPI dependency: the runtime the app's lifespan stored in ``app.state.runtime``
+    (async, so it needs no worker thread)."""
+    return request.app.state.runtime

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +42,7 @@ from rn623_events.contracts.common import DemandTypeStr
 from rn623_events.contracts.deadlines import DeadlineKind
 from rn623_events.contracts.operators import UF, BrazilTimeZone
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
+from rn623_events.http import app_runtime
 from rn623_events.problems import ProblemError, field_problem
 from rn623_rulebook import BusinessCalendar, CalendarSpec, calendar_for, load_ruleset
 from rn623_rulebook.calendars import DEFAULT_TIMEZONE, MAX_YEAR, MIN_YEAR
@@ -61,13 +62,7 @@ MAX_DAYS = 3650
 BRASILIA = ZoneInfo(DEFAULT_TIMEZONE)  # "today" of the rulebook: Brasília time
 
 
-async def runtime(request: Request) -> Runtime:
-    """The app's runtime (set up in the lifespan); async, so it needs no worker thread."""
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Runtime, Depends(app_runtime)]
 Reader = Annotated[Principal, Depends(require_scopes(READ_SCOPE))]
 
 router = APIRouter(prefix="/v1")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,16 +41,10 @@ from protocol_svc.schemas import (
 from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
+from rn623_events.http import app_runtime
 from rn623_events.problems import ProblemError, field_problem, problem_type
 
-
-async def runtime(request: Request) -> Runtime:
-    """The app's runtime (set up in the lifespan); async, so it needs no worker thread."""
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+RuntimeDep = Annotated[Runtime, Depends(app_runtime)]
 AnsPath = Annotated[str, Path(pattern=ANS_PATTERN, description="ANS registration (6 digits).")]
 NumberPath = Annotated[str, Path(pattern=r"^[0-9]{20,30}$", description="Protocol number.")]
 

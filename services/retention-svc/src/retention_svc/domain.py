@@ -61,9 +61,25 @@ def beneficiary_key(
     return hmac.new(secret, subject.encode(), hashlib.sha256).hexdigest()
 
 
+# What a certificate's hash covers. Fixed, so that a column added to the table later
+# does not change the hash of the certificates already in a chain.
+CERTIFICATE_FIELDS = (
+    "id",
+    "ans_registry",
+    "sequence",
+    "purge_request_id",
+    "protocol_number",
+    "record_classes",
+    "confirmations",
+    "requested_at",
+    "disposed_at",
+    "previous_hash",
+)
+
+
 def certificate_hash(certificate: Mapping[str, Any]) -> str:
-    """SHA-256 of a certificate's canonical JSON (sorted keys), ``previous_hash`` included."""
-    body = {key: value for key, value in certificate.items() if key != "hash"}
+    """SHA-256 of the canonical JSON (sorted keys) of a certificate's hashed fields."""
+    body = {key: certificate[key] for key in CERTIFICATE_FIELDS}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_canonical)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
