@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from alembic import command
 
-from deadline_svc_testdata import alembic_config, migrate
+from deadline_svc_testdata import SERVICE_DIR
+from rn623_devinfra.migrations import check_round_trip
 
 pytestmark = pytest.mark.integration
 
 
 async def test_migrations_match_the_models_and_downgrade_cleanly(database_url: str) -> None:
-    await asyncio.to_thread(migrate, database_url)
-    # raises when autogenerate would find any difference between models and schema
-    await asyncio.to_thread(command.check, alembic_config(database_url))
-    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
-    await asyncio.to_thread(migrate, database_url)
+    await asyncio.to_thread(check_round_trip, SERVICE_DIR, database_url)

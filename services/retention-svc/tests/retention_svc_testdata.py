@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic.config import Config
-
 from rn623_devinfra import migrations
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-
-
-def alembic_config(database_url: str) -> Config:
-    """The service's Alembic configuration, pointed at ``database_url``."""
-    return migrations.alembic_config(SERVICE_DIR, database_url)
 
 
 def migrate(database_url: str) -> None:

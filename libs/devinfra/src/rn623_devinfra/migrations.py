@@ -19,3 +19,13 @@ def alembic_config(service_dir: Path, database_url: str) -> Config:
 def migrate(service_dir: Path, database_url: str) -> None:
     """Run the service's real migrations up to head."""
     command.upgrade(alembic_config(service_dir, database_url), "head")
+
+
+def check_round_trip(service_dir: Path, database_url: str) -> None:
+    """Migrate to head, fail if the schema differs from the models (``alembic check``),
+    downgrade to base and migrate again: what every service's migration test asserts."""
+    config = alembic_config(service_dir, database_url)
+    command.upgrade(config, "head")
+    command.check(config)  # raises when autogenerate would find any difference
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")

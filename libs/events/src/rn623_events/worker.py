@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -54,3 +54,18 @@ async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     delay = seconds * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+def periodic(action: Callable[[], Awaitable[Any]], interval: float, *, what: str) -> Component:
+    """A component that runs ``action`` every ``interval`` seconds (with jitter) until
+    stopped; a failed run (the database restarting, say) is logged and tried again."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await action()
+            except Exception as exc:
+                log.warning(f"{what} failed", extra={"error_type": type(exc).__name__})  # noqa: G004
+            await sleep_unless_stopped(stop, interval)
+
+    return run

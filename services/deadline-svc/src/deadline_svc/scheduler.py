@@ -10,7 +10,6 @@ warning and breach is emitted exactly once. Time comes from the injectable clock
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from deadline_svc import repository as repo
 from deadline_svc.domain import deadline_fields
 from deadline_svc.runtime import Runtime, calendar_of
 from rn623_events.contracts.deadlines import DeadlineBreached, DeadlineEvent, DeadlineWarning
-from rn623_events.worker import sleep_unless_stopped
+from rn623_events.worker import Component, periodic
 from rn623_rulebook import BusinessCalendar
 
 log = logging.getLogger(__name__)
@@ -70,18 +69,12 @@ class Scheduler:
         self.interval = interval
         self.gauges_interval = gauges_interval
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick every ``interval`` seconds until ``stop`` is set."""
-        last_gauges = float("-inf")
-        while not stop.is_set():
-            try:
-                await self.tick()
-                if self.rt.clock.monotonic() - last_gauges >= self.gauges_interval:
-                    await self.refresh_gauges()
-                    last_gauges = self.rt.clock.monotonic()
-            except Exception as exc:  # the database may be restarting: try again next tick
-                log.warning("scheduler tick failed", extra={"error_type": type(exc).__name__})
-            await sleep_unless_stopped(stop, self.interval)
+    def components(self) -> list[Component]:
+        """The worker components: the ticks and the gauge refreshes, each on its interval."""
+        return [
+            periodic(self.tick, self.interval, what="scheduler tick"),
+            periodic(self.refresh_gauges, self.gauges_interval, what="deadline gauges"),
+        ]
 
     async def tick(self) -> int:
         """Handle every deadline due for a check now; return how many were handled."""

@@ -43,7 +43,7 @@ async def main(settings: DeadlineSettings | None = None, clock: Clock | None = N
     )
     consumers = event_consumers(rt, settings.kafka, dead_letters)
     try:
-        await run_components([relay.run, scheduler.run, *(c.run for c in consumers)])
+        await run_components([relay.run, *scheduler.components(), *(c.run for c in consumers)])
     finally:
         await dead_letters.close()
         await engine.dispose()

@@ -11,7 +11,6 @@ never lost. ``access_request.fulfilled`` is emitted with the stored bundle.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +25,7 @@ from retention_svc import domain
 from retention_svc import repository as repo
 from retention_svc.runtime import Runtime
 from rn623_events.contracts.retention import AccessRequestFulfilled
-from rn623_events.worker import sleep_unless_stopped
+from rn623_events.worker import Component, periodic
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +69,9 @@ class AccessCollector:
         self.interval = interval
         self.max_backoff = max_backoff
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Collect every ``interval`` seconds until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception as exc:  # the database may be restarting: try again next tick
-                log.warning("access collection failed", extra={"error_type": type(exc).__name__})
-            await sleep_unless_stopped(stop, self.interval)
+    def component(self) -> Component:
+        """The worker component: a collection round every ``interval`` seconds."""
+        return periodic(self.tick, self.interval, what="access collection")
 
     async def tick(self) -> int:
         """Attempt every request due now; return how many were fulfilled."""

@@ -11,7 +11,6 @@ The disposal is certified only when every owner has confirmed (see consumers).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import defaultdict
@@ -23,7 +22,7 @@ from retention_svc import domain
 from retention_svc import repository as repo
 from retention_svc.runtime import Runtime
 from rn623_events.contracts.retention import PurgeRequested
-from rn623_events.worker import sleep_unless_stopped
+from rn623_events.worker import Component, periodic
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +62,12 @@ class PurgeRunner:
         self.dry_run = dry_run
         self.gauges_interval = gauges_interval
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick every ``interval`` seconds until ``stop`` is set."""
-        last_gauges = float("-inf")
-        while not stop.is_set():
-            try:
-                await self.tick()
-                if self.rt.clock.monotonic() - last_gauges >= self.gauges_interval:
-                    await self.refresh_gauges()
-                    last_gauges = self.rt.clock.monotonic()
-            except Exception as exc:  # the database may be restarting: try again next tick
-                log.warning("purge tick failed", extra={"error_type": type(exc).__name__})
-            await sleep_unless_stopped(stop, self.interval)
+    def components(self) -> list[Component]:
+        """The worker components: the ticks and the gauge refreshes, each on its interval."""
+        return [
+            periodic(self.tick, self.interval, what="purge tick"),
+            periodic(self.refresh_gauges, self.gauges_interval, what="retention gauges"),
+        ]
 
     async def tick(self) -> int:
         """Request the purge of every entry due now; return how many entries were requested.

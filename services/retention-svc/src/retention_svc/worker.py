@@ -80,7 +80,9 @@ async def main(settings: RetentionSettings | None = None, clock: Clock | None = 
             max_backoff=settings.collector_max_backoff_seconds,
         )
         try:
-            await run_components([relay.run, purger.run, collector.run, consumer.run])
+            await run_components(
+                [relay.run, *purger.components(), collector.component(), consumer.run]
+            )
         finally:
             await dead_letters.close()
             await engine.dispose()
