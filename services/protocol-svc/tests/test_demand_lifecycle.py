@@ -183,3 +183,27 @@ async def test_complaints_link_to_a_protocol_or_open_one(
     counts = await event_counts(migrated_database)
     assert counts["complaint.registered"] == 2
     assert counts["protocol.opened"] == 2
+
+
+async def test_a_complaint_counts_under_the_operators_coverage(
+    app_client: httpx.AsyncClient, token: Headers
+) -> None:
+    number, _ = await protocol_with_demand(app_client, token)  # a medical operator
+    nip = {"operator": OPERATOR_A, "source": "nip", "protocol_number": number}
+    implied = await app_client.post("/v1/complaints", json=nip, headers=token())
+    assert implied.json()["coverage"] == "medical"
+    wrong = await app_client.post(
+        "/v1/complaints", json={**nip, "coverage": "dental"}, headers=token()
+    )
+    assert wrong.status_code == 422
+    assert [e["field"] for e in wrong.json()["errors"]] == ["body.coverage"]
+
+    both = {**OPERATOR_BODY, "segment": "both", "uf": "RJ", "municipality_ibge": "3304557"}
+    await app_client.put(f"/v1/operators/{OPERATOR_B}", json=both, headers=token())
+    for coverage in (None, "dental"):
+        body = {"operator": OPERATOR_B, "source": "nip", "beneficiary": BENEFICIARY}
+        if coverage is not None:
+            body["coverage"] = coverage
+        created = await app_client.post("/v1/complaints", json=body, headers=token())
+        assert created.status_code == 201, created.text
+        assert created.json()["coverage"] == coverage  # unknown unless given

@@ -419,6 +419,7 @@ async def register_complaint(
             complaint = await ops.register_complaint(
                 uow,
                 rt,
+                operator,
                 protocol,
                 ops.ComplaintFacts(
                     source=body.source,
@@ -426,6 +427,7 @@ async def register_complaint(
                     external_reference=body.external_reference,
                     received_at=body.received_at,
                     demand_id=body.demand_id,
+                    coverage=body.coverage,
                 ),
             )
         await uow.commit()
@@ -433,6 +435,7 @@ async def register_complaint(
         id=complaint["id"],
         protocol_number=protocol["number"],
         source=body.source,
+        coverage=complaint["coverage"],
         received_at=complaint["received_at"],
         registered_at=complaint["registered_at"],
     )

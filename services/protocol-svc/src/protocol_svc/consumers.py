@@ -210,12 +210,14 @@ class InboundHandlers:
             await ops.register_complaint(
                 uow,
                 self.rt,
+                operator,
                 protocol,
                 ops.ComplaintFacts(
                     source=event.source,
                     classification=event.classification,
                     external_reference=event.external_reference,
                     received_at=event.received_at,
+                    coverage=event.coverage,
                 ),
             )
 

@@ -136,6 +136,7 @@ complaints = sa.Table(
     sa.Column("received_at", TZ, nullable=False),
     sa.Column("registered_at", TZ, nullable=False),
     sa.Column("demand_id", UUID(as_uuid=True), sa.ForeignKey("demands.id")),
+    sa.Column("coverage", sa.Text),
     sa.Index("ix_complaints_protocol", "protocol_number"),
 )
 

@@ -460,13 +460,29 @@ class ComplaintFacts:
     external_reference: str | None
     received_at: datetime | None
     demand_id: uuid.UUID | None = None
+    coverage: str | None = None
+
+
+def complaint_coverage(segment: str, given: str | None) -> str | None:
+    """The coverage a complaint counts under: the one given, else the operator's only one.
+
+    An operator with both coverages and no coverage given leaves it unknown (null).
+    """
+    if given is None:
+        return segment if segment in ("medical", "dental") else None
+    if segment != "both" and given != segment:
+        raise InvalidInput(
+            "coverage", f"is not the operator's coverage ({segment})", "wrong_coverage"
+        )
+    return given
 
 
 async def register_complaint(
-    uow: UnitOfWork, rt: Runtime, protocol: Row, complaint: ComplaintFacts
+    uow: UnitOfWork, rt: Runtime, operator: Row, protocol: Row, complaint: ComplaintFacts
 ) -> Row:
     """Register a complaint on a protocol; publishes ``complaint.registered``."""
     number = protocol["number"]
+    coverage = complaint_coverage(operator["segment"], complaint.coverage)
     if (
         complaint.demand_id is not None
         and await repo.get_demand(uow.session, number, complaint.demand_id) is None
@@ -486,6 +502,7 @@ async def register_complaint(
         "received_at": received_at,
         "registered_at": now,
         "demand_id": complaint.demand_id,
+        "coverage": coverage,
     }
     await repo.insert_complaint(uow.session, values)
     uow.publish(
@@ -499,6 +516,7 @@ async def register_complaint(
             received_at=received_at,
             registered_at=now,
             demand_id=complaint.demand_id,
+            coverage=coverage,
         )
     )
     return values

@@ -13,6 +13,7 @@ from rn623_events.contracts.common import (
     Category,
     Channel,
     ComplaintSource,
+    Coverage,
     DemandDescription,
     Direction,
     InteractionFields,
@@ -208,6 +209,11 @@ class ComplaintIn(_In):
     demand_id: uuid.UUID | None = None
     channel: Channel = Field(default="web", description="Channel of the protocol opened for it.")
     beneficiary: BeneficiaryIn | None = None
+    coverage: Coverage | None = Field(
+        default=None,
+        description="Coverage the complaint is about (medical or dental); needed for an "
+        "operator with both, taken from the segment otherwise.",
+    )
 
     @model_validator(mode="after")
     def _protocol_or_beneficiary(self) -> ComplaintIn:
@@ -222,6 +228,7 @@ class ComplaintOut(BaseModel):
     id: uuid.UUID
     protocol_number: str
     source: str
+    coverage: str | None
     received_at: datetime
     registered_at: datetime
 

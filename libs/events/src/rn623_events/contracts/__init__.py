@@ -5,10 +5,19 @@
 - ``inbound``: ``contact-center.inbound`` (what contact-center platforms publish,
   validated by protocol-svc).
 - ``deadlines``: ``deadline.events`` (deadlines scheduled, warned, breached, met, recomputed).
-- ``retention``: ``retention.events`` (purge requests to the services holding records).
+- ``retention``: ``retention.events`` (schedules, purge requests, disposals, records access).
+- ``igr``: ``igr.events`` (the IGR of each closed quarter).
 - ``common``: field types shared by the contracts.
 """
 
-from rn623_events.contracts import common, deadlines, inbound, operators, protocols, retention
+from rn623_events.contracts import (
+    common,
+    deadlines,
+    igr,
+    inbound,
+    operators,
+    protocols,
+    retention,
+)
 
-__all__ = ["common", "deadlines", "inbound", "operators", "protocols", "retention"]
+__all__ = ["common", "deadlines", "igr", "inbound", "operators", "protocols", "retention"]

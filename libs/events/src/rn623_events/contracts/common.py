@@ -26,6 +26,7 @@ __all__ = [
     "Channel",
     "ComplaintSource",
     "ContactId",
+    "Coverage",
     "DemandDescription",
     "DemandTypeStr",
     "Direction",
@@ -78,6 +79,9 @@ ComplaintSource = Literal["nip", "ouvidoria", "sac", "consumidor_gov", "procon"]
 
 NotificationChannel = Literal["email", "sms", "whatsapp"]
 """Channel a receipt or answer can be sent on."""
+
+Coverage = Literal["medical", "dental"]
+"""Coverage a complaint is about: medical-hospital or dental (the IGR is per coverage)."""
 
 RecordClass = Literal[
     "recording", "interaction_record", "protocol_record", "notification", "complaint_linked"

@@ -31,6 +31,7 @@ from rn623_events.contracts.common import (
     Channel,
     ComplaintSource,
     ContactId,
+    Coverage,
     DemandDescription,
     DemandTypeStr,
     Direction,
@@ -206,4 +207,8 @@ class ComplaintReceived(InboundEvent):
     received_at: AwareDatetime = Field(description="When the source received the complaint.")
     protocol_number: ProtocolNumberStr | None = Field(
         default=None, description="The protocol the complaint is about, if known."
+    )
+    coverage: Coverage | None = Field(
+        default=None,
+        description="Coverage the complaint is about; needed for operators with both.",
     )

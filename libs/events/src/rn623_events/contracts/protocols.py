@@ -27,6 +27,7 @@ from rn623_events.contracts.common import (
     Channel,
     ComplaintSource,
     ContactId,
+    Coverage,
     DemandDescription,
     DemandTypeStr,
     Direction,
@@ -306,6 +307,11 @@ class ComplaintRegistered(ProtocolEvent):
     registered_at: AwareDatetime = Field(description="When protocol-svc registered it.")
     demand_id: uuid.UUID | None = Field(
         default=None, description="The demand the complaint is about, if any."
+    )
+    coverage: Coverage | None = Field(
+        default=None,
+        description="Coverage the complaint is about (the IGR counts per coverage); set "
+        "from the operator's segment when it has one coverage, null when unknown.",
     )
 
 

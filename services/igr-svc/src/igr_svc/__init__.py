@@ -1,0 +1,1 @@
+"""igr-svc: quarterly IGR per operator and coverage, goals, projections, indicators."""
