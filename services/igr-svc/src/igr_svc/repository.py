@@ -218,10 +218,9 @@ async def load_inputs(
             ),
         )
     )
-    for row in result.mappings():  # (a row's .count is the tuple method)
-        counts.setdefault(row["ans_registry"], {}).setdefault(row["coverage"], {})[row["month"]] = (
-            row["count"]
-        )
+    for entry in result.mappings():  # (a row's .count is the tuple method)
+        by_month = counts.setdefault(entry["ans_registry"], {}).setdefault(entry["coverage"], {})
+        by_month[entry["month"]] = entry["count"]
     individual: dict[str, dict[str, Decimal]] = {}
     result = await session.execute(
         sa.select(individual_figures).where(
