@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from igr_svc import domain
@@ -166,10 +166,22 @@ async def reanalysis_ids(session: AsyncSession, demand_ids: Iterable[Any]) -> se
 
 
 async def put_beneficiaries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert or replace beneficiary counts (ans_registry, coverage, month, count, source)."""
-    for start in range(0, len(rows), 5000):  # bounded statements for large imports
-        chunk = list(rows[start : start + 5000])
-        statement = insert(beneficiaries).values(chunk)
+    """Insert or replace beneficiary counts (ans_registry, coverage, month, count, source,
+    updated_at), one statement per 10 000 rows."""
+    for start in range(0, len(rows), 10_000):
+        chunk = rows[start : start + 10_000]
+        values = _unnest(
+            ([r["ans_registry"] for r in chunk], sa.Text),
+            ([r["coverage"] for r in chunk], sa.Text),
+            ([r["month"] for r in chunk], sa.Date),
+            ([r["count"] for r in chunk], sa.Integer),
+            ([r["source"] for r in chunk], sa.Text),
+            ([r["updated_at"] for r in chunk], sa.DateTime(timezone=True)),
+        )
+        statement = insert(beneficiaries).from_select(
+            ["ans_registry", "coverage", "month", "count", "source", "updated_at"],
+            sa.select(values),
+        )
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=list(beneficiaries.primary_key.columns),
@@ -265,7 +277,7 @@ async def latest_results(
         sa.select(quarter_results.c.ans_registry, quarter_results.c.figures)
         .where(quarter_results.c.quarter == quarter)
         .order_by(quarter_results.c.ans_registry, quarter_results.c.revision.desc())
-        .distinct(quarter_results.c.ans_registry)
+        .ext(distinct_on(quarter_results.c.ans_registry))
     )
     if ans_registries is not None:
         query = query.where(quarter_results.c.ans_registry.in_(list(ans_registries)))
@@ -315,3 +327,11 @@ async def clear_pending(session: AsyncSession, keys: Sequence[tuple[str, str]]) 
             .where(late_complaints.c.ans_registry == ans, late_complaints.c.quarter == quarter)
             .values(pending=0)
         )
+
+
+async def add_unknown_operators(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert operators known only from imported data (revision 0: any operator.upserted
+    replaces them)."""
+    for start in range(0, len(rows), 5000):
+        chunk = list(rows[start : start + 5000])
+        await session.execute(insert(operators).values(chunk).on_conflict_do_nothing())
