@@ -16,7 +16,7 @@ import pytest
 from igr_svc import domain
 from igr_svc import repository as repo
 from igr_svc.consumers import IgrHandlers
-from igr_svc.importer import import_open_data
+from igr_svc.importer import parse_open_data, store_open_data
 from igr_svc.imports import OpenDataRow, read_open_data
 from igr_svc.runtime import Runtime
 from rn623_events.contracts.protocols import ComplaintRegistered
@@ -61,7 +61,9 @@ def complaint_events(rows: list[OpenDataRow]) -> Iterator[ComplaintRegistered]:
 @pytest.mark.skipif(not DATA.is_file(), reason=f"published data not found at {DATA}")
 async def test_every_published_monthly_igr_since_2018_06_is_reproduced(runtime: Runtime) -> None:
     async with runtime.uow() as uow:
-        summary = await import_open_data(uow, published_lines(), runtime.clock.now())
+        summary = await store_open_data(
+            uow, parse_open_data(published_lines()), runtime.clock.now()
+        )
         await uow.commit()
     assert summary.rows == 127_520
     rows = [

@@ -170,7 +170,13 @@ def quarter_figures(data: QuarterInput, method: QuarterlyMethod) -> dict[str, An
     }
 
 
-_NO_GOALS = {"igr_medio_max": None, "excellence_met": None, "reduction_met": None}
+_NO_GOALS = {
+    "igr_medio_max": None,
+    "igr_individual": None,
+    "igr_individual_max": None,
+    "excellence_met": None,
+    "reduction_met": None,
+}
 
 
 def _goals(data: QuarterInput, medio: Mapping[str, Decimal | None]) -> dict[str, Any]:
@@ -201,6 +207,8 @@ def _goals(data: QuarterInput, medio: Mapping[str, Decimal | None]) -> dict[str,
         "coverages": {
             c.coverage.value: {
                 "igr_medio_max": _text(c.igr_medio_max),
+                "igr_individual": _text(c.igr_individual),
+                "igr_individual_max": _text(c.igr_individual_max),
                 "excellence_met": c.excellence_met,
                 "reduction_met": c.reduction_met,
             }
