@@ -392,10 +392,11 @@ async def test_the_open_quarter_has_exact_monthly_igr_goals_and_a_projection(
     assert months_of(figures) == [
         ("2025-10", 63, 45_826, "2025-10", "137.48"),  # 63 / 45 826 * 100 000
         ("2025-11", 20, 45_826, "2025-11", "43.64"),
-        ("2025-12", 0, 45_826, "2025-11", "0.00"),  # the latest count up to the month
+        ("2025-12", 0, None, None, None),  # not started yet: no figure
     ]
     medical = figures["coverages"][0]
-    assert (medical["igr_medio"], medical["igr_medio_max"]) == ("60.37", "60.9")
+    # the months so far (the projection covers the whole quarter)
+    assert (medical["igr_medio"], medical["igr_medio_max"]) == ("90.56", "60.9")
     assert (medical["complaints"], medical["beneficiaries_average"]) == (83, "45826.00")
     assert medical["igr_individual"] is None
     assert (figures["excellence_met"], figures["discount_pct"]) == (False, 0)
@@ -426,7 +427,9 @@ async def test_the_open_quarter_has_exact_monthly_igr_goals_and_a_projection(
     }
     figures = (await get_json(app_client, f"/v1/igr/{ans}", headers))["figures"]
     assert figures["coverages"][0]["igr_individual"] == "12.30"
-    assert (figures["excellence_met"], figures["discount_pct"]) == (True, 80)
+    # the individual figure is now in, but the IGR médio so far is above the limit
+    assert (figures["excellence_met"], figures["discount_pct"]) == (False, 0)
+    assert figures["reasons"][0] == "medical: IGR médio 90.56 > 60.9"
     for body_in in (
         {"medical": "12.345"},
         {"medical": "-1"},

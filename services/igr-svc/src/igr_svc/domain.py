@@ -118,6 +118,8 @@ class QuarterInput:
     beneficiaries: Mapping[str, Mapping[date, int]]  # coverage → month → count
     individual: Mapping[str, Decimal]  # coverage → IGR individual, when supplied
     baseline: Mapping[str, Decimal | None]  # coverage → last year's IGR médio
+    # for the open quarter: the current month; later months have no figures yet
+    as_of: date | None = None
 
 
 def month_figures(data: QuarterInput, coverage: str) -> list[dict[str, Any]]:
@@ -125,7 +127,8 @@ def month_figures(data: QuarterInput, coverage: str) -> list[dict[str, Any]]:
     rows = []
     for month in quarter_months(data.quarter):
         complaints = data.complaints.get((coverage, month), 0)
-        found = beneficiaries_for(month, data.beneficiaries.get(coverage, {}))
+        started = data.as_of is None or month <= data.as_of
+        found = beneficiaries_for(month, data.beneficiaries.get(coverage, {})) if started else None
         count, source = found if found is not None else (None, None)
         rows.append(
             {

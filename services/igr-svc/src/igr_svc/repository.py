@@ -195,10 +195,15 @@ async def put_beneficiaries(session: AsyncSession, rows: Sequence[Mapping[str, A
 
 
 async def load_inputs(
-    session: AsyncSession, quarter: str, ans_registries: Sequence[str] | None = None
+    session: AsyncSession,
+    quarter: str,
+    ans_registries: Sequence[str] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> dict[str, domain.QuarterInput]:
     """Everything the figures of ``quarter`` need, for the given operators (or all known
-    ones), in five queries whatever their number; the baseline is last year's figure."""
+    ones), in five queries whatever their number; the baseline is last year's figure.
+    With ``now`` inside the quarter, months that have not started get no figures."""
     op_query = sa.select(operators.c.ans_registry, operators.c.segment)
     if ans_registries is not None:
         op_query = op_query.where(operators.c.ans_registry.in_(list(ans_registries)))
@@ -261,6 +266,7 @@ async def load_inputs(
             beneficiaries=counts.get(ans, {}),
             individual=individual.get(ans, {}),
             baseline=baseline,
+            as_of=domain.month_of(now) if now is not None else None,
         )
     return inputs
 
