@@ -11,7 +11,9 @@ The disposal is certified only when every owner has confirmed (see consumers).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -55,12 +57,16 @@ class PurgeRunner:
         interval: float = 5.0,
         dry_run: bool = False,
         gauges_interval: float = 30.0,
+        yield_ratio: float = 0.25,
     ) -> None:
         self.rt = rt
         self.batch_size = batch_size
         self.interval = interval
         self.dry_run = dry_run
         self.gauges_interval = gauges_interval
+        # after each batch, pause this fraction of its duration: the consumer and the
+        # collector share the worker's event loop and must keep up during a backlog
+        self.yield_ratio = yield_ratio
 
     def components(self) -> list[Component]:
         """The worker components: the ticks and the gauge refreshes, each on its interval."""
@@ -82,10 +88,12 @@ class PurgeRunner:
                 return 0
             requested = 0
             while True:
+                started = time.monotonic()
                 count = await self._batch()
                 requested += count
                 if count < self.batch_size:
                     return requested
+                await asyncio.sleep((time.monotonic() - started) * self.yield_ratio)
 
     async def _batch(self) -> int:
         now = self.rt.clock.now()

@@ -177,9 +177,10 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Ro
 async def insert_purge_requests(
     session: AsyncSession, requests: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Record purge requests sent to the owners."""
+    """Record purge requests sent to the owners (one statement compiled once, executed
+    as batched multi-row inserts)."""
     if requests:
-        await session.execute(insert(purge_requests).values(list(requests)))
+        await session.execute(insert(purge_requests), list(requests))
 
 
 async def mark_requested(
@@ -269,7 +270,11 @@ async def append_certificate(session: AsyncSession, certificate: Mapping[str, An
     )
     await session.execute(
         sa.update(schedules)
-        .where(schedules.c.purge_request_id == certificate["purge_request_id"])
+        .where(  # by primary key: the purge's protocol and classes
+            schedules.c.protocol_number == certificate["protocol_number"],
+            schedules.c.record_class.in_(certificate["record_classes"]),
+            schedules.c.purge_request_id == certificate["purge_request_id"],
+        )
         .values(status=DISPOSED, updated_at=certificate["disposed_at"])
     )
 
