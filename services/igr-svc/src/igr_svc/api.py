@@ -476,9 +476,11 @@ async def get_igr(
             raise _not_found("operator")
         closed = await q.closed_quarter(session, chosen)
         if closed is None:
-            inputs = (await repo.load_inputs(session, chosen, [ans_registry], now=rt.clock.now()))[
-                ans_registry
-            ]
+            inputs = (
+                await repo.load_inputs(
+                    session, chosen, [ans_registry], method=rt.method, now=rt.clock.now()
+                )
+            )[ans_registry]
         else:
             frozen = await q.frozen_of(session, ans_registry, chosen)
             late = await q.late_total(session, ans_registry, chosen)
@@ -559,7 +561,9 @@ async def history(
                 else:
                     items.append(_history_item(quarter, "closed", row["figures"], row["revision"]))
                 continue
-            inputs = await repo.load_inputs(session, quarter, [ans_registry], now=rt.clock.now())
+            inputs = await repo.load_inputs(
+                session, quarter, [ans_registry], method=rt.method, now=rt.clock.now()
+            )
             figures = domain.quarter_figures(inputs[ans_registry], rt.method)
             items.append(_history_item(quarter, "open", figures, None))
     return HistoryOut(operator=ans_registry, name=operator["name"], items=items)
@@ -671,7 +675,7 @@ async def _all_figures(
     revision when closed, else computed live from one bulk load."""
     if await q.closed_quarter(session, quarter) is not None:
         return True, await repo.latest_results(session, quarter, visible)
-    inputs = await repo.load_inputs(session, quarter, visible, now=rt.clock.now())
+    inputs = await repo.load_inputs(session, quarter, visible, method=rt.method, now=rt.clock.now())
     return False, {ans: domain.quarter_figures(data, rt.method) for ans, data in inputs.items()}
 
 

@@ -58,7 +58,7 @@ async def close_quarter(rt: Runtime, quarter: str) -> int | None:
             now = rt.clock.now()
             if not await repo.mark_closed(uow.session, quarter, now, rt.method):
                 return None
-            inputs = await repo.load_inputs(uow.session, quarter)
+            inputs = await repo.load_inputs(uow.session, quarter, method=rt.method)
             await _freeze(uow, {ans: (data, 0) for ans, data in inputs.items()}, rt, now)
             await uow.commit()
     QUARTERS_CLOSED.inc()
@@ -77,7 +77,9 @@ async def publish_revisions(rt: Runtime) -> int:
         for ans, quarter, revision in pending:
             revisions.setdefault(quarter, {})[ans] = revision
         for quarter, of_operator in revisions.items():
-            inputs = await repo.load_inputs(uow.session, quarter, list(of_operator))
+            inputs = await repo.load_inputs(
+                uow.session, quarter, list(of_operator), method=rt.method
+            )
             await _freeze(uow, {ans: (inputs[ans], of_operator[ans]) for ans in inputs}, rt, now)
         await repo.clear_pending(uow.session, [(ans, quarter) for ans, quarter, _ in pending])
         await uow.commit()

@@ -142,6 +142,16 @@ def month_figures(data: QuarterInput, coverage: str) -> list[dict[str, Any]]:
     return rows
 
 
+def igr_medio(months: list[dict[str, Any]], method: QuarterlyMethod) -> Decimal | None:
+    """The IGR médio of a coverage's months (those with a beneficiary count)."""
+    figures = [
+        MonthFigures(m["complaints"], m["beneficiaries"])
+        for m in months
+        if m["beneficiaries"] is not None
+    ]
+    return quarterly_igr(figures, method) if figures else None
+
+
 def quarter_figures(data: QuarterInput, method: QuarterlyMethod) -> dict[str, Any]:
     """A quarter's figures per coverage, the goals met and the discount (JSON-ready)."""
     coverages = COVERAGES[data.segment]
@@ -149,12 +159,7 @@ def quarter_figures(data: QuarterInput, method: QuarterlyMethod) -> dict[str, An
     medio: dict[str, Decimal | None] = {}
     for coverage in coverages:
         months = month_figures(data, coverage)
-        figures = [
-            MonthFigures(m["complaints"], m["beneficiaries"])
-            for m in months
-            if m["beneficiaries"] is not None
-        ]
-        value = quarterly_igr(figures, method) if figures else None
+        value = igr_medio(months, method)
         medio[coverage] = value
         per_coverage.append({"coverage": coverage, "months": months, "igr_medio": _text(value)})
     goals = _goals(data, medio)

@@ -23,6 +23,7 @@ from igr_svc.models import (
     quarter_results,
     reanalyses,
 )
+from rn623_events.contracts.igr import QuarterlyMethod
 
 # Held shared by every transaction that counts complaints and exclusively by the one that
 # closes a quarter: a complaint is either in the frozen figures or counted as late.
@@ -199,6 +200,7 @@ async def load_inputs(
     quarter: str,
     ans_registries: Sequence[str] | None = None,
     *,
+    method: QuarterlyMethod = "mean_of_monthly",
     now: datetime | None = None,
 ) -> dict[str, domain.QuarterInput]:
     """Everything the figures of ``quarter`` need, for the given operators (or all known
@@ -253,11 +255,11 @@ async def load_inputs(
         baseline: dict[str, Decimal | None]
         if ans in frozen:
             baseline = {c["coverage"]: _decimal(c["igr_medio"]) for c in frozen[ans]["coverages"]}
-        else:
+        else:  # last year's IGR médio, the same way this year's is formed
             old = domain.QuarterInput(baseline_quarter, segment, own, counts.get(ans, {}), {}, {})
             baseline = {
-                c["coverage"]: _decimal(c["igr_medio"])
-                for c in domain.quarter_figures(old, "mean_of_monthly")["coverages"]
+                coverage: domain.igr_medio(domain.month_figures(old, coverage), method)
+                for coverage in domain.COVERAGES[segment]
             }
         inputs[ans] = domain.QuarterInput(
             quarter=quarter,
@@ -302,9 +304,10 @@ async def mark_closed(session: AsyncSession, quarter: str, at: datetime, method:
 
 
 async def insert_results(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Store frozen figures (ans_registry, quarter, revision, computed_at, figures)."""
-    for start in range(0, len(rows), 1000):
-        await session.execute(sa.insert(quarter_results).values(list(rows[start : start + 1000])))
+    """Store frozen figures (ans_registry, quarter, revision, computed_at, figures): one
+    statement compiled once, executed as batched multi-row inserts."""
+    if rows:
+        await session.execute(sa.insert(quarter_results), list(rows))
 
 
 async def pending_revisions(session: AsyncSession) -> list[tuple[str, str, int]]:
@@ -326,11 +329,13 @@ async def pending_revisions(session: AsyncSession) -> list[tuple[str, str, int]]
 
 
 async def clear_pending(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None:
-    """Mark late complaints as included in a revision."""
-    for ans, quarter in keys:
+    """Mark late complaints as included in a revision (one statement)."""
+    if keys:
         await session.execute(
             sa.update(late_complaints)
-            .where(late_complaints.c.ans_registry == ans, late_complaints.c.quarter == quarter)
+            .where(
+                sa.tuple_(late_complaints.c.ans_registry, late_complaints.c.quarter).in_(list(keys))
+            )
             .values(pending=0)
         )
 
