@@ -2,9 +2,8 @@
 # Entrypoint of every rn623 service image (services/<name>-svc/Dockerfile).
 #
 #   api          uvicorn <package>.app:create_app --factory on $PORT
-#   worker       python -m <package>.worker; when WORKER_METRICS_PORT is set, the
-#                process-wide Prometheus registry is also served on that port (the
-#                worker has no HTTP server of its own yet)
+#   worker       python -m <package>.worker (its /livez, /readyz and /metrics on
+#                $WORKER_PORT, see rn623_events.worker_http)
 #   migrate      alembic upgrade head (alembic.ini of the service, DATABASE_URL)
 #   topics       create the catalogued Kafka topics that are missing (idempotent)
 #   healthcheck  exit 0 when the api answers GET /readyz (for docker-compose)
@@ -28,17 +27,7 @@ case "$role" in
       --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_SECONDS:-20}" "$@"
     ;;
   worker)
-    exec python - "$@" <<'PY'
-import os
-import runpy
-
-port = os.environ.get("WORKER_METRICS_PORT")
-if port:
-    from prometheus_client import start_http_server
-
-    start_http_server(int(port))
-runpy.run_module(os.environ["SERVICE_PACKAGE"] + ".worker", run_name="__main__", alter_sys=True)
-PY
+    exec python -m "${SERVICE_PACKAGE}.worker" "$@"
     ;;
   migrate)
     cd /app/service

@@ -66,16 +66,17 @@ def test_every_container_is_hardened_and_bounded(
             assert not container["image"].endswith(":latest") or env == "base", where
 
 
-def test_api_deployments_have_probes(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    apis = [
-        x for x in _pods(rendered, ("Deployment",)) if x[1]["metadata"]["name"].endswith("-api")
-    ]
-    assert apis
-    for env, doc, pod in apis:
+def test_api_and_worker_deployments_have_probes(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    deployments = list(_pods(rendered, ("Deployment",)))
+    roles = {doc["metadata"]["name"].rsplit("-", 1)[1] for _, doc, _ in deployments}
+    assert roles == {"api", "worker"}
+    for env, doc, pod in deployments:
         container = pod["containers"][0]
         assert container["livenessProbe"]["httpGet"]["path"] == "/livez", (env, doc)
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", (env, doc)
-        assert container["args"] == ["api"]
+        assert container["args"] == [doc["metadata"]["name"].rsplit("-", 1)[1]]
 
 
 def test_every_deployment_has_an_hpa_and_a_pdb(

@@ -88,6 +88,10 @@ class ServiceSettings(BaseSettings):
     clock_offset_seconds: float = 0.0
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
+    # The worker's /livez, /readyz and /metrics (WORKER_PORT; off when unset). Containers
+    # set WORKER_HOST=0.0.0.0; development keeps loopback.
+    worker_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_host: str = "127.0.0.1"
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -17,6 +17,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import run_components
+from rn623_events.worker_http import worker_http
 
 
 async def main(settings: DeadlineSettings | None = None, clock: Clock | None = None) -> None:
@@ -43,7 +44,14 @@ async def main(settings: DeadlineSettings | None = None, clock: Clock | None = N
     )
     consumers = event_consumers(rt, settings.kafka, dead_letters)
     try:
-        await run_components([relay.run, *scheduler.components(), *(c.run for c in consumers)])
+        await run_components(
+            [
+                relay.run,
+                *scheduler.components(),
+                *(c.run for c in consumers),
+                *worker_http(settings, engine),
+            ]
+        )
     finally:
         await dead_letters.close()
         await engine.dispose()

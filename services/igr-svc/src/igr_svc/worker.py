@@ -17,6 +17,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import periodic, run_components
+from rn623_events.worker_http import worker_http
 
 
 async def main(settings: IgrSettings | None = None, clock: Clock | None = None) -> None:
@@ -40,6 +41,7 @@ async def main(settings: IgrSettings | None = None, clock: Clock | None = None) 
                 relay.run,
                 periodic(closer.tick, settings.closer_interval_seconds, what="quarter closing"),
                 consumer.run,
+                *worker_http(settings, engine),
             ]
         )
     finally:

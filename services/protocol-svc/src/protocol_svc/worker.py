@@ -17,6 +17,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import run_components
+from rn623_events.worker_http import worker_http
 
 
 async def main(settings: ProtocolSettings | None = None, clock: Clock | None = None) -> None:
@@ -39,7 +40,7 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
     consumer = event_consumer(rt, settings.kafka, dead_letters, sources=settings.inbound_sources)
     try:
-        await run_components([relay.run, consumer.run])
+        await run_components([relay.run, consumer.run, *worker_http(settings, engine)])
     finally:
         await dead_letters.close()
         await engine.dispose()

@@ -22,6 +22,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import run_components
+from rn623_events.worker_http import worker_http
 
 RECORDS_SCOPES = ("protocols:read",)
 
@@ -81,7 +82,13 @@ async def main(settings: RetentionSettings | None = None, clock: Clock | None = 
         )
         try:
             await run_components(
-                [relay.run, *purger.components(), collector.component(), consumer.run]
+                [
+                    relay.run,
+                    *purger.components(),
+                    collector.component(),
+                    consumer.run,
+                    *worker_http(settings, engine),
+                ]
             )
         finally:
             await dead_letters.close()
