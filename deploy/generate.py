@@ -991,7 +991,12 @@ def compliance_dashboard() -> str:
         ),
         _panel(
             "Open deadlines by operator",
-            [(f"sum by (operator) (deadlines_open{{{op}}})", "{{operator}}")],
+            [
+                (
+                    f"sum by (operator) (max by (operator, kind) (deadlines_open{{{op}}}))",
+                    "{{operator}}",
+                )
+            ],
             (0, 8, 12, 8),
         ),
         _panel(
@@ -1008,7 +1013,7 @@ def compliance_dashboard() -> str:
             "Deadlines due within 24 h",
             [
                 (
-                    f"sum by (operator, kind) (deadlines_due_within_24h{{{op}}})",
+                    f"max by (operator, kind) (deadlines_due_within_24h{{{op}}})",
                     "{{operator}} {{kind}}",
                 )
             ],
@@ -1053,11 +1058,18 @@ def compliance_dashboard() -> str:
             "deploy/generate.py).",
             (0, 32, 12, 6),
         ),
-        _text(
-            "IGR by operator",
-            "No service exports the IGR per operator as a metric (igr-svc exports "
-            "`igr_complaints_counted_total` by `source` only). Read the IGR from igr-svc's "
-            "HTTP API; a gauge `igr_value{operator,quarter}` would let this become a table.",
+        _panel(
+            "IGR médio of the open quarter: so far and projected",
+            [
+                (
+                    f"max by (operator, coverage) (igr_medio_current{{{op}}})",
+                    "{{operator}} {{coverage}} so far",
+                ),
+                (
+                    f"max by (operator, coverage) (igr_medio_projected{{{op}}})",
+                    "{{operator}} {{coverage}} projected",
+                ),
+            ],
             (12, 32, 12, 6),
         ),
         _panel(
@@ -1068,10 +1080,22 @@ def compliance_dashboard() -> str:
         _panel(
             "Records access and purges",
             [
-                (f"sum(retention_access_requests_open{{{op}}})", "access requests open"),
-                (f"sum(retention_access_requests_overdue{{{op}}})", "access requests overdue"),
-                (f"sum(retention_purges_pending_confirmation{{{op}}})", "purges pending"),
-                (f"sum(retention_records_due_for_purge{{{op}}})", "records due for purge"),
+                (
+                    f"sum(max by (operator) (retention_access_requests_open{{{op}}}))",
+                    "access requests open",
+                ),
+                (
+                    f"sum(max by (operator) (retention_access_requests_overdue{{{op}}}))",
+                    "access requests overdue",
+                ),
+                (
+                    f"sum(max by (operator) (retention_purges_pending_confirmation{{{op}}}))",
+                    "purges pending",
+                ),
+                (
+                    f"sum(max by (operator) (retention_records_due_for_purge{{{op}}}))",
+                    "records due for purge",
+                ),
             ],
             (12, 38, 12, 8),
         ),

@@ -336,3 +336,41 @@ async def _dead_letters(bootstrap: str, dlq: str, key: bytes) -> list[dict[str, 
     finally:
         await reader.stop()
     return found
+
+
+async def test_the_open_quarter_gauges_follow_the_counters(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from igr_svc.gauges import refresh_gauges
+
+    ans = new_operator()  # the clock is in the middle of 2025Q4 (21 Nov)
+    handlers = IgrHandlers(runtime)
+    async with runtime.uow() as uow:
+        await handlers.operator_upserted(operator_event(ans, "medical", clock), uow)  # type: ignore[arg-type]
+        await repo.put_beneficiaries(
+            uow.session,
+            [
+                {
+                    "ans_registry": ans,
+                    "coverage": "medical",
+                    "month": domain.parse_month(month),
+                    "count": 100_000,
+                    "source": "api",
+                    "updated_at": clock.now(),
+                }
+                for month in ("2025-10", "2025-11")
+            ],
+        )
+        await handlers.complaints(
+            _items(runtime, [complaint(ans, "2025-10", "medical") for _ in range(50)]), uow
+        )
+        await uow.commit()
+    assert await refresh_gauges(runtime) >= 1
+    labels = {"operator": ans, "coverage": "medical"}
+    # October 50.00 and November 0.00 so far (December has not started)
+    assert REGISTRY.get_sample_value("igr_medio_current", labels) == 25.0
+    projected = REGISTRY.get_sample_value("igr_medio_projected", labels)
+    assert projected is not None
+    assert 25.0 < projected < 50.0  # 50 complaints in ~1.7 of 3 months, scaled up

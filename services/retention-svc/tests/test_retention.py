@@ -331,3 +331,41 @@ def test_beneficiary_pseudonyms_are_keyed_and_scoped() -> None:
         domain.beneficiary_key(secret, "654321", cpf=None, card_number="9")
     )
     assert domain.beneficiary_key(secret, "123456", cpf=None, card_number=None) is None
+
+
+async def test_the_gauges_count_access_requests_open_due_soon_and_overdue(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    from prometheus_client import REGISTRY
+
+    ans = operator()
+    now = clock.now()
+    async with runtime.sessions() as session:
+        for due, status in (
+            (now + timedelta(hours=10), "open"),  # due within 24 h
+            (now + timedelta(hours=60), "open"),
+            (now - timedelta(hours=1), "open"),  # overdue
+            (now - timedelta(hours=1), "fulfilled"),
+        ):
+            await session.execute(
+                sa.text(
+                    "INSERT INTO access_requests (id, ans_registry, protocol_number, scope,"
+                    " requested_by, requested_at, due_at, rule_id, legal_basis, ruleset_id,"
+                    " status) VALUES (:id, :a, :n, 'protocol', 'ouvidoria', :at, :due,"
+                    " 'rn623.deadline.records_access', 'RN 623/2024', 'rn623-2025', :s)"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "a": ans,
+                    "n": f"{ans}20251121000001",
+                    "at": due - timedelta(hours=72),
+                    "due": due,
+                    "s": status,
+                },
+            )
+        await session.commit()
+    await PurgeRunner(runtime).refresh_gauges()
+    labels = {"operator": ans}
+    assert REGISTRY.get_sample_value("retention_access_requests_open", labels) == 3
+    assert REGISTRY.get_sample_value("retention_access_requests_due_within_24h", labels) == 1
+    assert REGISTRY.get_sample_value("retention_access_requests_overdue", labels) == 1

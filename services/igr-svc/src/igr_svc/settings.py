@@ -24,5 +24,7 @@ class IgrSettings(ServiceSettings):
     # The first quarter the worker closes by itself (RN 623's first cycle: Jul-Sep 2025);
     # earlier quarters (imported history) close only when an admin asks.
     first_quarter: str = Field(default="2025Q3", pattern=r"^[0-9]{4}Q[1-4]$")
+    # How often the worker refreshes the open quarter's per-operator gauges.
+    gauges_interval_seconds: float = Field(default=60.0, gt=0)
     # How often the worker closes due quarters and publishes revisions.
     closer_interval_seconds: float = Field(default=60.0, gt=0)

@@ -7,6 +7,7 @@ import asyncio
 
 from igr_svc.closer import QuarterCloser
 from igr_svc.consumers import event_consumer
+from igr_svc.gauges import refresh_gauges
 from igr_svc.runtime import Runtime
 from igr_svc.settings import IgrSettings
 from rn623_events.clock import Clock
@@ -40,6 +41,9 @@ async def main(settings: IgrSettings | None = None, clock: Clock | None = None) 
             [
                 relay.run,
                 periodic(closer.tick, settings.closer_interval_seconds, what="quarter closing"),
+                periodic(
+                    lambda: refresh_gauges(rt), settings.gauges_interval_seconds, what="igr gauges"
+                ),
                 consumer.run,
                 *worker_http(settings, engine),
             ]

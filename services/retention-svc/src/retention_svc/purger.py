@@ -41,6 +41,11 @@ PENDING = Gauge(
     "retention_purges_pending_confirmation", "Purge requests waiting for an owner", ["operator"]
 )
 ACCESS_OPEN = Gauge("retention_access_requests_open", "Records-access requests open", ["operator"])
+ACCESS_DUE_SOON = Gauge(
+    "retention_access_requests_due_within_24h",
+    "Records-access requests open and due within 24 hours",
+    ["operator"],
+)
 ACCESS_OVERDUE = Gauge(
     "retention_access_requests_overdue", "Records-access requests open past their due", ["operator"]
 )
@@ -142,7 +147,7 @@ class PurgeRunner:
         """Set the due, pending and access-request gauges from the database."""
         async with self.rt.sessions() as session:
             counts = await repo.gauge_counts(session, self.rt.clock.now())
-        for gauge in (DUE, PENDING, ACCESS_OPEN, ACCESS_OVERDUE):
+        for gauge in (DUE, PENDING, ACCESS_OPEN, ACCESS_OVERDUE, ACCESS_DUE_SOON):
             gauge.clear()
         for row in counts["due"]:
             DUE.labels(row["ans_registry"]).set(row["count"])
@@ -151,3 +156,4 @@ class PurgeRunner:
         for row in counts["access"]:
             ACCESS_OPEN.labels(row["ans_registry"]).set(row["open"])
             ACCESS_OVERDUE.labels(row["ans_registry"]).set(row["overdue"])
+            ACCESS_DUE_SOON.labels(row["ans_registry"]).set(row["due_soon"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -392,7 +392,7 @@ async def retry_access_request(
 
 async def gauge_counts(session: AsyncSession, now: datetime) -> dict[str, list[Row]]:
     """Per operator: records due for purge, purges pending confirmation, access requests
-    open and overdue."""
+    open, overdue and due within 24 hours."""
     due = await session.execute(
         sa.select(schedules.c.ans_registry, sa.func.count().label("count"))
         .where(
@@ -412,6 +412,12 @@ async def gauge_counts(session: AsyncSession, now: datetime) -> dict[str, list[R
             access_requests.c.ans_registry,
             sa.func.count().label("open"),
             sa.func.count().filter(access_requests.c.due_at < now).label("overdue"),
+            sa.func.count()
+            .filter(
+                access_requests.c.due_at >= now,
+                access_requests.c.due_at < now + timedelta(hours=24),
+            )
+            .label("due_soon"),
         )
         .where(access_requests.c.status == "open")
         .group_by(access_requests.c.ans_registry)
