@@ -500,6 +500,11 @@ async def test_a_closed_quarter_is_frozen_and_late_complaints_make_a_revision(
     assert closed.status_code == 200, closed.text
     assert closed.json() == {"quarter": "2025Q4", "operators": 1}
     assert_problem(await app_client.post(close, headers=token()), 409, "quarter-closed")
+    # a closed quarter's beneficiary counts are frozen with its figures
+    frozen = await app_client.put(
+        f"/v1/operators/{ans}/beneficiaries/2025-11", json={"medical": 1}, headers=token()
+    )
+    assert_problem(frozen, 409, "quarter-closed")
     assert_problem(
         await app_client.post("/v1/igr/quarters/2026Q1/close", headers=token()),
         409,

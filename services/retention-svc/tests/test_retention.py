@@ -3,6 +3,7 @@ confirmations, certificates, holds, grouping by owner, dry run, batches."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -369,3 +370,87 @@ async def test_the_gauges_count_access_requests_open_due_soon_and_overdue(
     assert REGISTRY.get_sample_value("retention_access_requests_open", labels) == 3
     assert REGISTRY.get_sample_value("retention_access_requests_due_within_24h", labels) == 1
     assert REGISTRY.get_sample_value("retention_access_requests_overdue", labels) == 1
+
+
+async def _access_request(rt: Runtime, ans: str, number: str) -> uuid.UUID:
+    request_id = uuid.uuid4()
+    now = rt.clock.now()
+    async with rt.sessions() as session:
+        await session.execute(
+            sa.text(
+                "INSERT INTO access_requests (id, ans_registry, protocol_number, scope,"
+                " requested_by, requested_at, due_at, rule_id, legal_basis, ruleset_id, status,"
+                " next_attempt_at) VALUES (:id, :a, :n, 'beneficiary', 'ouvidoria', :at, :due,"
+                " 'rn623.deadline.records_access', 'RN 623/2024', 'rn623-2025', 'open', :at)"
+            ),
+            {"id": request_id, "a": ans, "n": number, "at": now, "due": now + timedelta(hours=72)},
+        )
+        await session.commit()
+    return request_id
+
+
+async def test_an_access_request_never_collects_another_operators_protocol(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    import httpx
+
+    from retention_svc.collector import AccessCollector
+
+    theirs = opened(operator(), clock.now())
+    await handle(runtime, theirs)
+    mine = operator()
+    request_id = await _access_request(runtime, mine, theirs.protocol_number)
+    async with httpx.AsyncClient() as http:  # never called: nothing may be collected
+        collector = AccessCollector(
+            runtime, protocol_svc_url="http://127.0.0.1:1", token_for=lambda _: "t", http=http
+        )
+        assert await collector.tick() == 0
+    async with runtime.sessions() as session:
+        row = (
+            await session.execute(
+                sa.text("SELECT status, last_error, bundle FROM access_requests WHERE id = :i"),
+                {"i": request_id},
+            )
+        ).one()
+    assert tuple(row) == ("rejected", "protocol_of_another_operator", None)
+
+
+async def test_a_disposal_removes_the_bundles_that_copied_the_records(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ans = operator()
+    number = await _due_protocol(runtime, clock, ans)
+    request_id = await _access_request(runtime, ans, number)
+    bundle = {"protocols": [{"protocol_number": number, "record": {"demands": []}}]}
+    async with runtime.sessions() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE access_requests SET status = 'fulfilled', bundle = CAST(:b AS jsonb)"
+                " WHERE id = :i"
+            ),
+            {"b": json.dumps(bundle), "i": request_id},
+        )
+        await session.commit()
+    await PurgeRunner(runtime).tick()
+    [request] = await _requests(runtime, number)
+    await handle(
+        runtime,
+        RecordsPurged(
+            protocol_number=number,
+            ans_registry=ans,
+            purge_request_id=request["id"],
+            record_classes=("recording",),
+            purged_at=clock.now(),
+            owner="protocol-svc",
+            anonymized=False,
+        ),
+    )
+    async with runtime.sessions() as session:
+        row = (
+            await session.execute(
+                sa.text("SELECT bundle, bundle_removed_at FROM access_requests WHERE id = :i"),
+                {"i": request_id},
+            )
+        ).one()
+    assert row.bundle is None
+    assert row.bundle_removed_at is not None

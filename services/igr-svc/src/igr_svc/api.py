@@ -143,6 +143,10 @@ async def put_beneficiaries(
         if count is not None
     ]
     async with rt.uow() as uow:
+        # a closed quarter's figures never change: its months' counts are frozen too
+        await repo.lock_counting(uow.session)
+        if await q.closed_quarter(uow.session, domain.quarter_of(first)) is not None:
+            raise _quarter_closed(domain.quarter_of(first))
         await repo.put_beneficiaries(uow.session, rows)
         stored = await q.beneficiaries_between(uow.session, ans_registry, first, first)
         await uow.commit()

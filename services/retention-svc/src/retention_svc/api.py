@@ -160,6 +160,8 @@ async def place_hold(
         "release_reason": None,
     }
     async with rt.uow() as uow:
+        # waits for a purge batch in flight: once this commits, no batch requests held records
+        await repo.lock_holds(uow.session, placing=True)
         if body.protocol_number is not None:
             await _check_protocol_operator(uow.session, body.protocol_number, body.operator)
         await q.insert_hold(uow.session, hold)
@@ -379,12 +381,21 @@ async def get_access_bundle(
         row = await q.access_bundle(session, request_id)
     if row is None or not principal.can_act_for(row["ans_registry"]):
         raise _not_found("access request")
-    if row["status"] != "fulfilled" or row["bundle"] is None:
+    if row["status"] == "fulfilled" and row["bundle"] is None:
+        raise ProblemError(
+            410,
+            "Bundle removed",
+            "the records it held reached the end of their retention and were disposed of",
+            problem_type("access-bundle-removed"),
+        )
+    if row["status"] != "fulfilled":
         raise ProblemError(
             409,
-            "Access request still open",
-            "the records are still being collected; retry later",
-            problem_type("access-request-open"),
+            "Access request not fulfilled",
+            "the records are still being collected; retry later"
+            if row["status"] == "open"
+            else "the request names a protocol of another operator and was rejected",
+            problem_type(f"access-request-{row['status']}"),
         )
     log.info(
         "access bundle read", extra={"request_id": str(request_id), "subject": principal.subject}

@@ -92,6 +92,14 @@ class AccessCollector:
                 uow.session, [p["protocol_number"] for p in covered or ()]
             )
             await uow.commit()
+        if covered == []:  # the protocol is another operator's: never collect it
+            async with self.rt.uow() as uow:
+                await repo.reject_access_request(
+                    uow.session, request["id"], self.rt.clock.now(), "protocol_of_another_operator"
+                )
+                await uow.commit()
+            log.warning("access request rejected", extra={"request_id": str(request["id"])})
+            return False
         try:
             if covered is None:
                 raise CollectionError("protocol_not_known_yet")

@@ -144,8 +144,17 @@ class RetentionHandlers:
             return
         uow.after_commit(CONFIRMATIONS.labels(event.ans_registry, event.owner).inc)
         confirmations = await repo.confirmations_of(uow.session, event.purge_request_id)
-        if {c["owner"] for c in confirmations} >= set(request["owners"]):
-            await self._certify(uow, request, confirmations)
+        if {c["owner"] for c in confirmations} < set(request["owners"]):
+            return  # other owners still have to confirm
+        purged = {cls for c in confirmations for cls in c["record_classes"]}
+        if not purged >= set(request["record_classes"]):
+            # every owner answered but some class was purged by nobody: never certify it
+            log.error(
+                "purge confirmed without every class; no certificate",
+                extra={"purge_request_id": str(request["id"])},
+            )
+            return
+        await self._certify(uow, request, confirmations)
 
     async def _certify(
         self, uow: UnitOfWork, request: Mapping[str, Any], confirmations: list[Mapping[str, Any]]

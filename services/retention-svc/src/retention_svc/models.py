@@ -158,12 +158,14 @@ access_requests = sa.Table(
     sa.Column("rule_id", sa.Text, nullable=False),
     sa.Column("legal_basis", sa.Text, nullable=False),
     sa.Column("ruleset_id", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),  # open | fulfilled
+    sa.Column("status", sa.Text, nullable=False),  # open | fulfilled | rejected
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TZ),
     sa.Column("last_error", sa.Text),
     sa.Column("fulfilled_at", TZ),
     sa.Column("bundle", JSONB),
+    # the bundle is removed when a protocol it holds is disposed of (no copy outlives)
+    sa.Column("bundle_removed_at", TZ),
     sa.Index(
         "ix_access_requests_next_attempt",
         "next_attempt_at",

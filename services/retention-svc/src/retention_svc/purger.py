@@ -103,6 +103,7 @@ class PurgeRunner:
     async def _batch(self) -> int:
         now = self.rt.clock.now()
         async with self.rt.uow() as uow:
+            await repo.lock_holds(uow.session)  # a hold being placed waits for this batch
             rows = await repo.claim_due(uow.session, now, self.batch_size)
             by_protocol: dict[tuple[str, str], list[str]] = defaultdict(list)
             for row in rows:

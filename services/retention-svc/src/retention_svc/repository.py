@@ -123,6 +123,17 @@ async def save_schedule(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
 # ---- the purge runner --------------------------------------------------------------------
 
 
+# Held shared by each purge batch and exclusively while a hold is placed: a batch checks
+# the holds in its snapshot, so a hold committed during a batch would otherwise be missed.
+HOLDS_LOCK = 0x1C0_0002
+
+
+async def lock_holds(session: AsyncSession, *, placing: bool = False) -> None:
+    """Take the holds lock: shared for a purge batch, exclusive to place a hold."""
+    function = "pg_advisory_xact_lock" if placing else "pg_advisory_xact_lock_shared"
+    await session.execute(sa.select(getattr(sa.func, function)(HOLDS_LOCK)))
+
+
 def _hold_covers() -> sa.ColumnElement[bool]:
     """An active legal hold covers the schedule row (by protocol, beneficiary or operator)."""
     beneficiary = (
@@ -268,6 +279,17 @@ async def append_certificate(session: AsyncSession, certificate: Mapping[str, An
         .where(purge_requests.c.id == certificate["purge_request_id"])
         .values(disposed_at=certificate["disposed_at"])
     )
+    # a copy of the records must not outlive them: bundles holding this protocol go too
+    await session.execute(
+        sa.update(access_requests)
+        .where(
+            access_requests.c.bundle.is_not(None),
+            access_requests.c.bundle["protocols"].contains(
+                [{"protocol_number": certificate["protocol_number"]}]
+            ),
+        )
+        .values(bundle=None, bundle_removed_at=certificate["disposed_at"])
+    )
     await session.execute(
         sa.update(schedules)
         .where(  # by primary key: the purge's protocol and classes
@@ -320,7 +342,9 @@ async def claim_access_request(
 
 
 async def protocols_for_request(session: AsyncSession, request: Row) -> list[Row] | None:
-    """The protocols an access request covers; None while its protocol is unknown here."""
+    """The protocols of the request's operator it covers; None while its protocol is
+    unknown here. A protocol of another operator covers nothing (never another tenant's
+    records)."""
     asked = (
         (
             await session.execute(
@@ -334,17 +358,30 @@ async def protocols_for_request(session: AsyncSession, request: Row) -> list[Row
     )
     if asked is None:
         return None
+    if asked["ans_registry"] != request["ans_registry"]:
+        return []
     if request["scope"] == "protocol" or asked["beneficiary_key"] is None:
         return [dict(asked)]
     result = await session.execute(
         sa.select(protocols)
         .where(
-            protocols.c.ans_registry == asked["ans_registry"],
+            protocols.c.ans_registry == request["ans_registry"],
             protocols.c.beneficiary_key == asked["beneficiary_key"],
         )
         .order_by(protocols.c.contact_at, protocols.c.protocol_number)
     )
     return [dict(row) for row in result.mappings()]
+
+
+async def reject_access_request(
+    session: AsyncSession, request_id: uuid.UUID, at: datetime, reason: str
+) -> None:
+    """Close a request that can never be fulfilled (its protocol is another operator's)."""
+    await session.execute(
+        sa.update(access_requests)
+        .where(access_requests.c.id == request_id, access_requests.c.status == "open")
+        .values(status="rejected", next_attempt_at=None, last_error=reason, fulfilled_at=None)
+    )
 
 
 async def schedules_of(session: AsyncSession, numbers: Sequence[str]) -> list[Row]:
@@ -399,6 +436,7 @@ async def gauge_counts(session: AsyncSession, now: datetime) -> dict[str, list[R
             schedules.c.status == RETAINED,
             schedules.c.retain_until.is_not(None),
             schedules.c.retain_until < now,
+            ~_hold_covers(),  # records under a hold are not due
         )
         .group_by(schedules.c.ans_registry)
     )

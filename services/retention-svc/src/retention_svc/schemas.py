@@ -18,7 +18,7 @@ _CPF_SHAPE = re.compile(r"[0-9]{11}|[0-9]{3}\.[0-9]{3}\.[0-9]{3}-[0-9]{2}")
 
 HoldScope = Literal["protocol", "beneficiary", "operator"]
 ScheduleStatus = Literal["retained", "purge_requested", "disposed"]
-AccessStatus = Literal["open", "fulfilled"]
+AccessStatus = Literal["open", "fulfilled", "rejected"]
 PurgeStatus = Literal["pending", "disposed"]
 ReasonText = Annotated[
     str, Field(min_length=1, max_length=1000, description="Why (free text, kept for audit).")

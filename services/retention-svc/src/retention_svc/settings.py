@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import get_args
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from rn623_events.contracts.common import RecordClass, ServiceName
@@ -28,6 +30,17 @@ class RetentionSettings(ServiceSettings):
     record_owners: dict[RecordClass, tuple[ServiceName, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_OWNERS)
     )
+
+    @field_validator("record_owners")
+    @classmethod
+    def _every_class_has_owners(
+        cls, value: dict[RecordClass, tuple[ServiceName, ...]]
+    ) -> dict[RecordClass, tuple[ServiceName, ...]]:
+        missing = [c for c in get_args(RecordClass) if not value.get(c)]
+        if missing:
+            raise ValueError(f"every record class needs owners; missing: {', '.join(missing)}")
+        return value
+
     # The purge runner: how often it looks for records past retention, how many schedule
     # entries one transaction takes, and whether it only reports (PURGE_DRY_RUN=true).
     purge_interval_seconds: float = Field(default=5.0, gt=0)
