@@ -454,3 +454,31 @@ async def test_a_disposal_removes_the_bundles_that_copied_the_records(
         ).one()
     assert row.bundle is None
     assert row.bundle_removed_at is not None
+
+
+async def test_new_facts_put_a_requested_purge_back_under_retention(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ans = operator()
+    number = await _due_protocol(runtime, clock, ans)  # recording due, a demand open
+    await PurgeRunner(runtime).tick()
+    [request] = await _requests(runtime, number)
+    # a complaint reaches retention-svc after the purge was requested; the owner, who saw
+    # it first, refuses the purge: the recording is retained 5 years more
+    complaint = ComplaintRegistered(
+        protocol_number=number,
+        ans_registry=ans,
+        complaint_id=uuid.uuid4(),
+        source="nip",
+        received_at=clock.now(),
+        registered_at=clock.now(),
+    )
+    assert await handle(runtime, complaint) == ["retention.scheduled"]
+    async with runtime.sessions() as session:
+        entries = await repo.schedule_of(session, number)
+    assert entries["recording"]["status"] == domain.RETAINED
+    assert entries["recording"]["retain_until"] is None  # the demand is still open
+    [request] = await _requests(runtime, number)
+    assert request["cancelled_at"] is not None
+    await PurgeRunner(runtime).tick()
+    assert len(await _requests(runtime, number)) == 1  # not requested again

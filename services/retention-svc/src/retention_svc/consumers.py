@@ -140,6 +140,7 @@ class RetentionHandlers:
                 "received_at": now,
             },
         )
+        # a cancelled request is still certified if its owners purged before the new facts
         if not added or request["disposed_at"] is not None:
             return
         uow.after_commit(CONFIRMATIONS.labels(event.ans_registry, event.owner).inc)
@@ -246,14 +247,25 @@ class RetentionHandlers:
                 current[record_class]["status"] == domain.RETAINED
                 and current[record_class]["retain_until"] != end
             )
+            or (domain.reopened(current[record_class], end, now))
         ]
         if not changed:
             return
-        await repo.save_schedule(uow.session, changed)
+        await repo.save_schedule(uow.session, changed, now)
+        reopened = {
+            current[c["record_class"]]["purge_request_id"]
+            for c in changed
+            if c["record_class"] in current
+            and current[c["record_class"]]["status"] == domain.PURGE_REQUESTED
+        }
+        if reopened:  # the owner will refuse them too: they no longer wait for it
+            await repo.cancel_emptied_requests(uow.session, reopened, now)
+        kept = {c["record_class"] for c in changed}
         retained = {
             record_class: end
             for record_class, end in ends.items()
-            if current.get(record_class, {}).get("status", domain.RETAINED) == domain.RETAINED
+            if record_class in kept
+            or current.get(record_class, {}).get("status", domain.RETAINED) == domain.RETAINED
         }
         uow.publish(
             RetentionScheduled(

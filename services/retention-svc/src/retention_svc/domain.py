@@ -33,6 +33,12 @@ def schedule(
     return {record_class.value: end for record_class, end in ends.items()}
 
 
+def reopened(entry: Mapping[str, Any], end: datetime | None, now: datetime) -> bool:
+    """Whether new facts (a demand, a complaint) put a class whose purge was requested
+    back under retention: its new end is unknown or still ahead."""
+    return entry["status"] == PURGE_REQUESTED and (end is None or end > now)
+
+
 def owner_groups(
     record_classes: Iterable[str], owners: Mapping[str, Sequence[str]]
 ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:

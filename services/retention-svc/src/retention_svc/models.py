@@ -63,6 +63,8 @@ purge_requests = sa.Table(
     sa.Column("owners", ARRAY(sa.Text), nullable=False),
     sa.Column("requested_at", TZ, nullable=False),
     sa.Column("disposed_at", TZ),
+    # new facts put every entry back under retention before any owner confirmed
+    sa.Column("cancelled_at", TZ),
     sa.Index("ix_purge_requests_protocol", "protocol_number"),
     sa.Index(
         "ix_purge_requests_pending",

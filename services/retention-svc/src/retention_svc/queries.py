@@ -336,7 +336,9 @@ async def list_purges(
     if ans_registry is not None:
         query = query.where(purge_requests.c.ans_registry == ans_registry)
     if status == "pending":
-        query = query.where(purge_requests.c.disposed_at.is_(None))
+        query = query.where(
+            purge_requests.c.disposed_at.is_(None), purge_requests.c.cancelled_at.is_(None)
+        )
     elif status == "disposed":
         query = query.where(purge_requests.c.disposed_at.is_not(None))
     if protocol_number is not None:

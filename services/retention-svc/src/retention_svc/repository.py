@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -103,20 +103,49 @@ async def schedule_of(session: AsyncSession, protocol_number: str) -> dict[str, 
     return {row["record_class"]: dict(row) for row in result.mappings()}
 
 
-async def save_schedule(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert or move schedule entries still retained (purged ones never come back)."""
+async def save_schedule(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
+    """Insert or move schedule entries still retained, and put back under retention the
+    entries whose purge was requested when new facts moved their end ahead (the owner
+    refuses such a purge). Disposed entries never come back."""
     if not rows:
         return
     statement = insert(schedules).values(list(rows))
+    excluded = statement.excluded
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=[schedules.c.protocol_number, schedules.c.record_class],
             set_={
-                "retain_until": statement.excluded.retain_until,
-                "updated_at": statement.excluded.updated_at,
+                "retain_until": excluded.retain_until,
+                "status": RETAINED,
+                "purge_request_id": None,
+                "updated_at": excluded.updated_at,
             },
-            where=schedules.c.status == RETAINED,
+            where=sa.or_(
+                schedules.c.status == RETAINED,
+                sa.and_(
+                    schedules.c.status == PURGE_REQUESTED,
+                    sa.or_(excluded.retain_until.is_(None), excluded.retain_until > now),
+                ),
+            ),
         )
+    )
+
+
+async def cancel_emptied_requests(
+    session: AsyncSession, request_ids: Iterable[uuid.UUID], at: datetime
+) -> None:
+    """Cancel pending purge requests none of whose entries still wait for them."""
+    await session.execute(
+        sa.update(purge_requests)
+        .where(
+            purge_requests.c.id.in_(list(request_ids)),
+            purge_requests.c.disposed_at.is_(None),
+            purge_requests.c.cancelled_at.is_(None),
+            ~sa.exists().where(schedules.c.purge_request_id == purge_requests.c.id),
+        )
+        .values(cancelled_at=at)
     )
 
 
@@ -292,12 +321,17 @@ async def append_certificate(session: AsyncSession, certificate: Mapping[str, An
     )
     await session.execute(
         sa.update(schedules)
-        .where(  # by primary key: the purge's protocol and classes
+        .where(  # by primary key: the purge's protocol and classes (even when new facts
+            # had put them back under retention: the owner purged them before)
             schedules.c.protocol_number == certificate["protocol_number"],
             schedules.c.record_class.in_(certificate["record_classes"]),
-            schedules.c.purge_request_id == certificate["purge_request_id"],
+            schedules.c.status != DISPOSED,
         )
-        .values(status=DISPOSED, updated_at=certificate["disposed_at"])
+        .values(
+            status=DISPOSED,
+            purge_request_id=certificate["purge_request_id"],
+            updated_at=certificate["disposed_at"],
+        )
     )
 
 
@@ -442,7 +476,7 @@ async def gauge_counts(session: AsyncSession, now: datetime) -> dict[str, list[R
     )
     pending = await session.execute(
         sa.select(purge_requests.c.ans_registry, sa.func.count().label("count"))
-        .where(purge_requests.c.disposed_at.is_(None))
+        .where(purge_requests.c.disposed_at.is_(None), purge_requests.c.cancelled_at.is_(None))
         .group_by(purge_requests.c.ans_registry)
     )
     access = await session.execute(

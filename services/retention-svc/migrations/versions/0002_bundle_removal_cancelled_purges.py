@@ -1,4 +1,5 @@
-"""access_requests.bundle_removed_at: bundles are removed when their records are disposed
+"""access_requests.bundle_removed_at (bundles are removed when their records are disposed)
+and purge_requests.cancelled_at (new facts put the records back under retention)
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +17,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column(
+        "purge_requests", sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True)
+    )
+    op.add_column(
         "access_requests",
         sa.Column("bundle_removed_at", sa.DateTime(timezone=True), nullable=True),
     )
@@ -23,3 +27,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("access_requests", "bundle_removed_at")
+    op.drop_column("purge_requests", "cancelled_at")
