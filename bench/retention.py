@@ -1,5 +1,5 @@
 """retention-svc benchmark: purge throughput over expired records, the latency of concurrent
-writes while it runs, and the rate of certifying disposals.
+writes while it runs, the rate of certifying disposals and of consuming protocol events.
 
 Starts an embedded PostgreSQL (fsync on) on a free loopback port, migrates retention-svc,
 then measures in one run, with the service's own code in-process:
@@ -20,11 +20,20 @@ then measures in one run, with the service's own code in-process:
 - confirmations: every owner's ``records.purged`` for a sample of ``--confirm`` purge
   requests, ``--confirm-batch`` requests per unit of work: certificates appended to the
   operators' hash chains per second (stopped after ``--confirm-seconds``), then one
-  operator's chain verified.
+  operator's chain verified;
+- consumption, last and alone (after the purge and the confirmations): a Tansu broker on
+  a free loopback port, ``--consume`` protocols spread over the operators published to
+  it beforehand, each a ``protocol.opened`` then a ``demand.registered`` keyed by its
+  number (as protocol-svc emits them), then consumed by retention-svc's consumer
+  (``event_consumer``, a group of its own) until every protocol has its schedule and its
+  demand: events per second counting the group's join and from the first schedule entry
+  seen, and protocols per second; then a check of the rows written (exit 1 if wrong).
 
 Prints a table and merges the figures into ``bench/results.json`` under ``retention_svc``.
-The default ``--records`` is 300,000 so that a run stays near 3 minutes on 2 cores; the
-issue's figure is ``--records 1000000`` (about 7 minutes).
+The default ``--records`` is 300,000 so that the purge part stays near 3 minutes on 2 cores;
+the issue's figure is ``--records 1000000`` (about 7 minutes). The consumption of the default
+``--consume`` 5,000 protocols (10,000 events) adds well under a minute; ``--consume 0``
+skips it.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,22 +62,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from benchlib import ROOT, percentile, save_results
 from retention_svc import domain
 from retention_svc import repository as repo
-from retention_svc.consumers import RetentionHandlers
+from retention_svc.consumers import RetentionHandlers, event_consumer
 from retention_svc.purger import PurgeRunner
 from retention_svc.runtime import Runtime
 from retention_svc.settings import DEFAULT_OWNERS
+from rn623_devinfra.broker import TansuBroker
 from rn623_devinfra.databases import create_database, with_database
 from rn623_devinfra.migrations import migrate
 from rn623_devinfra.ports import free_port
 from rn623_devinfra.postgres import EmbeddedPostgres
 from rn623_events.clock import ManualClock
+from rn623_events.consumer import ConsumerConfig, inbox_count
 from rn623_events.contracts.protocols import (
     Beneficiary,
     ComplaintRegistered,
+    DemandRegistered,
     ProtocolOpened,
     RecordsPurged,
 )
 from rn623_events.db import create_engine, session_factory
+from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import make_envelope
+from rn623_events.settings import KafkaSettings
+from rn623_events.topics import dlq_topic, ensure_topics, topic
 
 SERVICE = ROOT / "services" / "retention-svc"
 NOW = datetime(2025, 11, 21, 13, 0, tzinfo=UTC)  # Friday 10:00 in São Paulo
@@ -79,6 +96,12 @@ DUE_START = datetime(2019, 6, 1, 12, 0, tzinfo=UTC)  # + complaint + 5 years: pa
 FUTURE_START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)  # + complaint + 5 years: ≥ 2030
 SPREAD = timedelta(days=300)  # contacts of each set spread over this
 PROCESS_FIRST = 50_000_000  # the writer process numbers its protocols from here
+# The consumed protocols are opened the day before NOW (no other protocol has that date in
+# its number), one millisecond apart: their recordings' ends fall in a window of their own.
+CONSUME_OPENED = NOW - timedelta(days=1)
+CONSUME_STEP = timedelta(milliseconds=1)
+CONSUME_POLL_SECONDS = 0.05
+CONSUME_STALL_SECONDS = 60.0  # no new row for this long: the consumption is given up
 console = Console(width=110)
 
 # One protocol per i: operator i % operators, daily sequence i / operators + 1 (unique per
@@ -161,6 +184,28 @@ STATUS_COUNTS = sa.text(
         count(*) FILTER (WHERE retain_until < :now AND status = 'retained') AS retained,
         count(*) FILTER (WHERE retain_until >= :now AND status <> 'retained') AS future_touched
     FROM schedules
+    """
+)
+
+
+# Polled while consuming, both cheap: the consumed protocols' entries known from the contact
+# (the recordings: a window of ``retain_until`` no other entry has, on the purge runner's
+# partial index) and the demands (only the consumption writes demands).
+CONSUMED = sa.text(
+    """
+    SELECT (SELECT count(*) FROM schedules
+            WHERE status = 'retained' AND retain_until IS NOT NULL
+                AND retain_until BETWEEN :first_end AND :last_end) AS opened,
+        (SELECT count(*) FROM demands) AS demands
+    """
+)
+# Once consumed: every entry of the protocols with a demand, and those its demand left open.
+CONSUMED_CHECK = sa.text(
+    """
+    SELECT count(*) AS entries, count(*) FILTER (WHERE s.retain_until IS NULL) AS open,
+        count(DISTINCT s.protocol_number) AS protocols,
+        (SELECT count(*) FROM demands) AS demands
+    FROM demands AS d JOIN schedules AS s USING (protocol_number)
     """
 )
 
@@ -378,6 +423,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             figures["purge"], figures["writes_during_purge"] = await purge(rt, writers, args)
             figures["purge_check"] = await check_purge(rt, args, figures)
             figures["confirm"] = await confirm(rt, args)
+            if args.consume:
+                figures["consume"] = await consume(rt, args, tmp)
         finally:
             writers.close()
             await engine.dispose()
@@ -401,6 +448,7 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
         "confirm": args.confirm,
         "confirm_batch": args.confirm_batch,
         "confirm_seconds": args.confirm_seconds,
+        "consume": args.consume,
     }
 
 
@@ -647,6 +695,193 @@ async def confirm(rt: Runtime, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def consumed_opened_at(i: int) -> datetime:
+    """When the i-th consumed protocol was opened, in São Paulo's offset."""
+    return (CONSUME_OPENED + i * CONSUME_STEP).astimezone(ZoneInfo(TIMEZONE))
+
+
+def consumed_events(
+    i: int, operators: int
+) -> list[tuple[ProtocolOpened | DemandRegistered, datetime]]:
+    """The i-th consumed protocol's events as protocol-svc emits them, with their times: its
+    opening (in the operator's offset) and, two minutes later, an assistance demand."""
+    registry = f"{FIRST_REGISTRY + i % operators:06d}"
+    opened_at = consumed_opened_at(i)
+    number = f"{registry}{opened_at:%Y%m%d}{i // operators + 1:06d}"
+    opened = ProtocolOpened(
+        protocol_number=number,
+        ans_registry=registry,
+        layout_id="default",
+        channel="phone",
+        direction="inbound",
+        opened_at=opened_at,
+        timezone=TIMEZONE,
+        beneficiary=Beneficiary(card_number=f"consume-{i}"),
+    )
+    requested = opened_at + timedelta(minutes=2)
+    demand = DemandRegistered(
+        protocol_number=number,
+        ans_registry=registry,
+        demand_id=uuid.uuid4(),
+        demand_type="assistance",
+        requested_at=requested,
+        registered_at=requested,
+        due_at=requested + timedelta(days=7),
+        immediate=False,
+        deadline_rule_id="rn623.deadline.assistance",
+        deadline_legal_basis="RN 623/2024",
+        deadline_unit="business_days",
+        deadline_amount=5,
+        ruleset_id="rn623-2025",
+    )
+    return [(opened, opened_at), (demand, requested)]
+
+
+async def consume(rt: Runtime, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start Tansu, publish the protocols' events, time their consumption, stop it."""
+    console.print("starting Tansu…")
+    broker = TansuBroker(free_port(), tmp / "tansu.log")
+    broker.start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        await ensure_topics(kafka, [topic("protocol.events"), topic(dlq_topic("retention-svc"))])
+        publish_seconds = await publish_protocols(broker.bootstrap_servers, args)
+        figures = await time_consumer(rt, kafka, args)
+    finally:
+        broker.stop()
+    figures["publish_seconds"] = publish_seconds
+    return figures
+
+
+async def publish_protocols(bootstrap: str, args: argparse.Namespace) -> float:
+    """Publish ``protocol.opened`` then ``demand.registered`` of each consumed protocol,
+    keyed by its number; the seconds it took."""
+    console.print(
+        f"publishing {args.consume:,} protocol.opened + demand.registered "
+        f"({2 * args.consume:,} events)…"
+    )
+    started = time.perf_counter()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        sends = []
+        for i in range(args.consume):
+            for event, at in consumed_events(i, args.operators):
+                envelope = make_envelope(event, source="protocol-svc", time=at)
+                sends.append(
+                    await producer.send(
+                        envelope.topic,
+                        key=envelope.key,
+                        value=envelope.value(),
+                        headers=envelope.headers(),
+                    )
+                )
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def time_consumer(
+    rt: Runtime, kafka: KafkaSettings, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Run retention-svc's consumer until every protocol has its schedule and its demand."""
+    count, events = args.consume, 2 * args.consume
+    # what each protocol's rows end as, from the service's own rules: every class, the
+    # ones counted from the contact (known at once) and the ones the open demand leaves open
+    first_ends = domain.schedule(consumed_opened_at(0), [None], None)
+    last_ends = domain.schedule(consumed_opened_at(count - 1), [None], None)
+    known = [c for c, end in first_ends.items() if end is not None]
+    first_end = min(e for e in (first_ends[c] for c in known) if e is not None)
+    last_end = max(e for e in (last_ends[c] for c in known) if e is not None)
+    classes, still_open = len(first_ends), len(first_ends) - len(known)
+    group = f"retention-svc-bench-{uuid.uuid4().hex[:8]}"
+    dead_letters = DeadLetterPublisher(kafka, dlq_topic("retention-svc"))
+    consumer = event_consumer(
+        rt,
+        kafka,
+        dead_letters,
+        name=group,
+        config=ConsumerConfig(session_timeout_ms=6000, heartbeat_interval_ms=1000),
+    )
+    stop = asyncio.Event()
+    console.print(f"consuming (group {group})…")
+    started = time.perf_counter()
+    task = asyncio.create_task(consumer.run(stop))
+    first: float | None = None
+    opened = demands = 0
+    progressed = started
+    stalled = False
+    try:
+        while True:
+            if task.done():
+                task.result()  # the consumer failed: its error
+                raise RuntimeError("the consumer stopped on its own")
+            async with rt.sessions() as session:
+                row = (
+                    await session.execute(CONSUMED, {"first_end": first_end, "last_end": last_end})
+                ).one()
+            now = time.perf_counter()
+            if (int(row.opened), int(row.demands)) != (opened, demands):
+                opened, demands, progressed = int(row.opened), int(row.demands), now
+            if opened and first is None:
+                first = now
+            if opened >= count * len(known) and demands >= count:
+                break
+            if now - progressed > CONSUME_STALL_SECONDS:
+                stalled = True
+                console.print(
+                    f"[red]  no progress for {CONSUME_STALL_SECONDS:g} s: "
+                    f"{opened:,} protocols opened, {demands:,} demands[/red]"
+                )
+                break
+            await asyncio.sleep(CONSUME_POLL_SECONDS)
+        finished = now
+    finally:
+        stop.set()
+        stopping = time.perf_counter()
+        try:
+            await task
+        finally:
+            await dead_letters.close()
+    stop_seconds = time.perf_counter() - stopping
+    async with rt.sessions() as session:
+        check = (await session.execute(CONSUMED_CHECK)).one()
+    handled = await inbox_count(rt.sessions, group)
+    ok = (
+        not stalled
+        and check.protocols == check.demands == count
+        and check.entries == count * classes
+        and check.open == count * still_open
+        and handled == events
+    )
+    seconds = finished - started
+    steady = finished - (first or started)
+    figures = {
+        "protocols": count,
+        "events": events,
+        "group": group,
+        "seconds_to_first": (first or finished) - started,
+        "seconds_total": seconds,
+        "seconds_after_first": steady,
+        "events_per_s_total": events / seconds,
+        "events_per_s_after_first": events / steady if steady > 0 else None,
+        "protocols_per_s": count / steady if steady > 0 else None,
+        "protocols_per_s_total": count / seconds,
+        "stop_seconds": stop_seconds,
+        "schedule_entries": int(check.entries),
+        "inbox": handled,
+        "ok": ok,
+    }
+    console.print(
+        f"  {events:,} events in {seconds:,.1f} s ({figures['events_per_s_total']:,.0f}/s), "
+        f"first schedule entry after {figures['seconds_to_first']:,.1f} s; "
+        f"{check.entries:,} entries, {check.demands:,} demands, {handled:,} in the inbox → "
+        + ("[green]ok[/green]" if ok else "[red]WRONG[/red]")
+    )
+    return figures
+
+
 def writes_rows(table: Table, label: str, writers: Mapping[str, Any], rate: float) -> None:
     """The write latencies of both writers."""
     for where, writes in (
@@ -723,6 +958,15 @@ def report(figures: dict[str, Any]) -> None:
         "valid" if chain["valid"] else "INVALID",
         f"{chain['certificates']} certificates",
     )
+    if (consumed := figures.get("consume")) is not None:
+        table.add_row(
+            f"consume {consumed['protocols']:,} protocols via Tansu "
+            "(protocol.opened + demand.registered)",
+            f"{consumed['events_per_s_after_first'] or 0:,.0f} events/s",
+            f"{consumed['events_per_s_total']:,.0f}/s with the group join, "
+            f"{consumed['protocols_per_s'] or 0:,.0f} protocols/s"
+            + ("" if consumed["ok"] else ", rows WRONG"),
+        )
     console.print(table)
 
 
@@ -740,14 +984,20 @@ def main() -> None:
     parser.add_argument("--confirm", type=int, default=20_000, help="purge requests confirmed")
     parser.add_argument("--confirm-batch", type=int, default=100)
     parser.add_argument("--confirm-seconds", type=float, default=30)
+    parser.add_argument(
+        "--consume", type=int, default=5_000, help="protocols consumed through Tansu (0: none)"
+    )
     args = parser.parse_args()
     if args.records % len(CLASSES) or args.records // len(CLASSES) // args.operators >= 999_999:
         parser.error("--records must be a multiple of 5, at most 999,999 protocols per operator")
+    if args.consume < 0 or args.consume // args.operators >= 999_999:
+        parser.error("--consume must be 0 or more, at most 999,999 protocols per operator")
     with tempfile.TemporaryDirectory(prefix="rn623-bench-retention-") as tmp:
         os.chmod(tmp, 0o755)  # noqa: S103 - PostgreSQL runs as another user and must traverse it
         figures = asyncio.run(run(args, Path(tmp)))
     report(figures)
-    if not (figures["purge_check"]["ok"] and figures["confirm"]["ok"]):
+    consumed = figures.get("consume", {"ok": True})
+    if not (figures["purge_check"]["ok"] and figures["confirm"]["ok"] and consumed["ok"]):
         console.print("[red]checks failed: figures not saved[/red]")
         sys.exit(1)
     console.print(f"written to {save_results({'retention_svc': figures})}")

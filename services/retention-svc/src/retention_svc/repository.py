@@ -111,7 +111,15 @@ async def save_schedule(
     refuses such a purge). Disposed entries never come back."""
     if not rows:
         return
-    statement = insert(schedules).values(list(rows))
+    values = sa.select(
+        *(
+            sa.func.unnest(sa.cast([row[name] for row in rows], ARRAY(kind))).label(name)
+            for name, kind in _SCHEDULE_COLUMNS
+        )
+    ).subquery()
+    statement = insert(schedules).from_select(
+        [name for name, _ in _SCHEDULE_COLUMNS], sa.select(values)
+    )
     excluded = statement.excluded
     await session.execute(
         statement.on_conflict_do_update(
@@ -131,6 +139,19 @@ async def save_schedule(
             ),
         )
     )
+
+
+# One statement shape whatever the number of rows (parallel arrays), so SQLAlchemy
+# compiles it once instead of a multi-row VALUES statement on every call.
+_SCHEDULE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("protocol_number", sa.Text),
+    ("record_class", sa.Text),
+    ("ans_registry", sa.Text),
+    ("retain_until", sa.DateTime(timezone=True)),
+    ("status", sa.Text),
+    ("purge_request_id", sa.Uuid),
+    ("updated_at", sa.DateTime(timezone=True)),
+)
 
 
 async def cancel_emptied_requests(
