@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from rn623_events.migrations import create_backbone_tables, drop_backbone_tables
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -117,61 +119,11 @@ def upgrade() -> None:
         ["protocol_number", "id"],
         unique=False,
     )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer", sa.Text(), nullable=False),
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column(
-            "processed_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
-    )
-    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"], unique=False)
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
-        sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("topic", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
-        sa.Column("event_type", sa.Text(), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-    )
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"], unique=False)
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["id"],
-        unique=False,
-        postgresql_where=sa.text("published_at IS NULL AND parked_at IS NULL"),
-    )
+    create_backbone_tables()
 
 
 def downgrade() -> None:
-    op.drop_index(
-        "ix_outbox_unpublished",
-        table_name="outbox",
-        postgresql_where=sa.text("published_at IS NULL AND parked_at IS NULL"),
-    )
-    op.drop_index("ix_outbox_published_at", table_name="outbox")
-    op.drop_table("outbox")
-    op.drop_index("ix_inbox_processed_at", table_name="inbox")
-    op.drop_table("inbox")
+    drop_backbone_tables()
     op.drop_index("ix_status_history_protocol", table_name="protocol_status_history")
     op.drop_table("protocol_status_history")
     op.drop_index("ix_demands_protocol", table_name="demands")
