@@ -298,10 +298,11 @@ def event_consumer(
     name: str = "retention-svc",
     config: ConsumerConfig | None = None,
 ) -> ConsumerRunner:
-    """The consumer of ``protocol.events``."""
+    """The consumer of ``protocol.events`` and ``notification.events`` (where
+    notification-svc confirms its purges with ``records.purged``)."""
     return ConsumerRunner(
         name=name,
-        topics=["protocol.events"],
+        topics=["protocol.events", "notification.events"],
         handlers=RetentionHandlers(rt).handlers(),
         sessions=rt.sessions,
         kafka=kafka,

@@ -15,6 +15,12 @@ from pathlib import Path
 from rich.table import Table
 
 from rn623_devctl.console import block, console, error, info, step, warn
+from rn623_devctl.emulators import (
+    NOTIFICATION_SERVICE,
+    emulator_ports,
+    emulator_process,
+    notification_env,
+)
 from rn623_devctl.infra import Infra, StartupError
 from rn623_devctl.jwt_secret import load_or_create_secret
 from rn623_devctl.lock import StateLocked, state_lock
@@ -25,7 +31,7 @@ from rn623_devctl.signals import StopRequested, shielded, stop_on_signals
 from rn623_devctl.topics import ensure_platform_topics
 from rn623_devinfra.databases import create_database, redact_url, with_database
 from rn623_devinfra.files import tail
-from rn623_devinfra.ports import LOCALHOST, port_is_open
+from rn623_devinfra.ports import LOCALHOST, port_is_open, wait_for_port
 
 MIGRATION_TIMEOUT = 300.0
 STOP_GRACE = 10.0
@@ -64,11 +70,13 @@ class Platform:
     infra: Infra
     secret: str | None  # None when JWT_PUBLIC_KEY or JWT_JWKS_URL configures the services
     services: list[RunningService] = field(default_factory=list)
+    emulators: ManagedProcess | None = None
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        """Every api and worker process."""
-        return [proc for svc in self.services for proc in (svc.api, svc.worker)]
+        """Every api and worker process, and the provider emulators."""
+        procs = [proc for svc in self.services for proc in (svc.api, svc.worker)]
+        return procs + ([self.emulators] if self.emulators is not None else [])
 
 
 def run_platform(options: RunOptions) -> int:
@@ -123,6 +131,9 @@ def _start(platform: Platform) -> None:
     ensure_platform_topics(platform.infra.bootstrap_servers)
     if not specs:
         warn(f"no services found in {options.services_dir}: running the infrastructure only")
+    notifier = next((s for s in specs if s.name == NOTIFICATION_SERVICE), None)
+    if notifier is not None:
+        _start_emulators(platform, notifier)
     for spec in specs:
         _start_service(platform, spec)
     _wait_until_ready(platform)
@@ -141,7 +152,37 @@ def _service_env(platform: Platform, spec: ServiceSpec, database_url: str) -> di
     )
     if platform.secret is not None:
         env["JWT_SECRET"] = platform.secret
+    if spec.name == NOTIFICATION_SERVICE:
+        env.update(notification_env(_webhooks(spec)))
     return env
+
+
+def _webhooks(spec: ServiceSpec) -> str:
+    """notification-svc's webhook base URL in a local run."""
+    return f"http://{LOCALHOST}:{spec.port}/v1/webhooks"
+
+
+def _start_emulators(platform: Platform, notifier: ServiceSpec) -> None:
+    """Start the SMTP sink and the provider emulators, calling back notification-svc."""
+    http, smtp = emulator_ports()
+    for port in (http, smtp):
+        if port_is_open(LOCALHOST, port):
+            raise StartupError(f"provider emulators: port {port} is already in use")
+    logs = logs_dir(platform.options.state)
+    proc = emulator_process(
+        notifier.directory, logs / "provider-emulators.log", _webhooks(notifier)
+    )
+    platform.emulators = proc
+    with step(f"Provider emulators (Zenvia, Twilio, Meta) and SMTP sink on {LOCALHOST}"):
+        proc.start()
+        if proc.pid is not None:
+            platform.infra.children.add(proc.label, proc.pid)
+        try:
+            wait_for_port(LOCALHOST, http, timeout=30)
+        except TimeoutError as exc:
+            block(tail(proc.log_path))
+            raise StartupError("the provider emulators did not start") from exc
+        info(f"inbox of sent receipts: http://{LOCALHOST}:{http}/ (SMTP on port {smtp})")
 
 
 def _start_service(platform: Platform, spec: ServiceSpec) -> RunningService:
@@ -279,6 +320,11 @@ def _print_summary(platform: Platform) -> None:
     console.print(f"[bold]PostgreSQL:[/bold] {redact_url(infra.admin_url)}")
     console.print(f"[bold]Broker:[/bold]     {infra.bootstrap_servers}")
     console.print(f"[bold]Logs:[/bold]       {logs_dir(platform.options.state)}")
+    if platform.emulators is not None:
+        console.print(
+            f"[bold]Receipts:[/bold]   http://{LOCALHOST}:{emulator_ports()[0]}/ "
+            "(SMS, WhatsApp and e-mails sent, as the emulators received them)"
+        )
     if platform.secret is None:
         console.print("[bold]Tokens:[/bold] from your identity provider (JWT_PUBLIC_KEY/JWKS)")
         return

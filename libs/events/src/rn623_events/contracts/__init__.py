@@ -5,6 +5,7 @@
 - ``inbound``: ``contact-center.inbound`` (what contact-center platforms publish,
   validated by protocol-svc).
 - ``deadlines``: ``deadline.events`` (deadlines scheduled, warned, breached, met, recomputed).
+- ``notifications``: ``notification.events`` (messages sent, delivered, failed; purges).
 - ``retention``: ``retention.events`` (schedules, purge requests, disposals, records access).
 - ``igr``: ``igr.events`` (the IGR of each closed quarter).
 - ``common``: field types shared by the contracts.
@@ -15,9 +16,19 @@ from rn623_events.contracts import (
     deadlines,
     igr,
     inbound,
+    notifications,
     operators,
     protocols,
     retention,
 )
 
-__all__ = ["common", "deadlines", "igr", "inbound", "operators", "protocols", "retention"]
+__all__ = [
+    "common",
+    "deadlines",
+    "igr",
+    "inbound",
+    "notifications",
+    "operators",
+    "protocols",
+    "retention",
+]

@@ -1,0 +1,121 @@
+"""Delivery callbacks: sent in the background, in order, retried while the receiver is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import httpx
+
+from rn623_devinfra.provider_emulators.config import EmulatorConfig
+from rn623_devinfra.provider_emulators.store import CallbackRecord, ReceivedMessage
+
+logger = logging.getLogger(__name__)
+
+DeliveryKind = Literal["sent", "delivered", "failed"]
+"""What a callback reports, before each provider words it its own way."""
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One HTTP callback, ready to POST (body already signed in ``headers``)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    status: str  # the provider's own word for it, e.g. "undelivered"
+
+
+CallbackBuilder = Callable[[DeliveryKind], Callback | None]
+"""Builds the callback of one step when it is due; None when there is nowhere to send it."""
+
+
+class CallbackDispatcher:
+    """Runs the callback sequences of accepted messages as background tasks."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._config = config
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def deliver(
+        self,
+        message: ReceivedMessage,
+        steps: Sequence[tuple[float, DeliveryKind]],
+        build: CallbackBuilder,
+    ) -> None:
+        """Send each step's callback after its delay (seconds), one after the other."""
+        task = asyncio.get_running_loop().create_task(self._run(message, steps, build))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self,
+        message: ReceivedMessage,
+        steps: Sequence[tuple[float, DeliveryKind]],
+        build: CallbackBuilder,
+    ) -> None:
+        for delay, kind in steps:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            message.status = kind
+            callback = build(kind)
+            if callback is None:
+                continue
+            record = CallbackRecord(status=callback.status, url=callback.url)
+            message.callbacks.append(record)
+            await self._post(callback, record)
+
+    async def _post(self, callback: Callback, record: CallbackRecord) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        attempts = max(1, self._config.callback_attempts)
+        for attempt in range(1, attempts + 1):
+            record.attempts = attempt
+            try:
+                response = await self._client.post(
+                    callback.url,
+                    content=callback.body,
+                    headers=callback.headers,
+                    timeout=self._config.callback_timeout,
+                )
+            except httpx.HTTPError as exc:
+                record.http_status = None
+                logger.debug("callback attempt %d failed: %s", attempt, type(exc).__name__)
+            else:
+                record.http_status = response.status_code
+                if response.status_code < 500 and response.status_code != 429:
+                    record.ok = response.is_success
+                    record.sent_at = datetime.now(UTC)
+                    return
+            if attempt < attempts:
+                await asyncio.sleep(min(self._config.callback_backoff * 2 ** (attempt - 1), 2.0))
+        logger.warning("callback to %s gave up after %d attempts", callback.url, attempts)
+
+    @property
+    def pending(self) -> int:
+        """How many callback sequences are still running."""
+        return len(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until every scheduled callback has been sent (or given up)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def cancel_all(self) -> None:
+        """Drop every pending callback."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel pending callbacks and close the HTTP client."""
+        await self.cancel_all()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

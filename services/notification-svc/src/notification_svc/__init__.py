@@ -1,0 +1,1 @@
+"""notification-svc: receipts and answers by e-mail, SMS and WhatsApp, with proof of delivery."""

@@ -1,0 +1,477 @@
+"""The life of a message and its deliveries, inside a unit of work.
+
+Every transition writes the delivery's timeline and stages its event in the outbox in the
+same transaction, so the status shown by the API, the events other services see and the
+timeline never disagree. Fallback to the next channel is driven by delivery status: a
+channel that fails, or that gives no proof of delivery before its ``fallback_at``, hands
+the message to the next channel of its plan; a proven delivery cancels what is queued.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+
+from notification_svc import domain
+from notification_svc.content import MessageContent
+from notification_svc.models import callbacks, deliveries, delivery_events, messages, protocols
+from notification_svc.policy import Policy
+from notification_svc.providers.base import StatusUpdate
+from rn623_events.contracts.notifications import (
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationSent,
+)
+from rn623_events.db import UnitOfWork
+from rn623_events.tracecontext import current_trace_headers
+
+MESSAGES = Counter("notification_messages_total", "Messages created", ["purpose", "status"])
+SENT = Counter("notification_sent_total", "Channel sends accepted", ["channel", "provider"])
+DELIVERED = Counter("notification_delivered_total", "Deliveries proven", ["channel", "provider"])
+FAILED = Counter("notification_channel_failures_total", "Channels given up", ["channel", "reason"])
+FINAL_FAILED = Counter("notification_failed_total", "Messages with no channel left", ["purpose"])
+
+
+def _reason_label(reason: str) -> str:
+    """The reason without its provider code (metric labels stay few)."""
+    return reason.split(":", 1)[0]
+
+
+async def create_message(
+    uow: UnitOfWork,
+    *,
+    content: MessageContent,
+    ans_registry: str,
+    subject_key: str,
+    demand_id: uuid.UUID | None,
+    contacts: domain.Contacts,
+    preferred: Sequence[str],
+    policy: Policy,
+) -> uuid.UUID | None:
+    """Create a message and queue its first channel; None if it already exists.
+
+    A message with no reachable channel is kept as ``unreachable`` (nothing to send).
+    """
+    now = uow.clock.now()
+    plan = domain.plan_channels(preferred, policy.channel_order, contacts)
+    plan = tuple(c for c in plan if policy.providers(c))
+    message_id = uuid.uuid4()
+    status = "pending" if plan else "unreachable"
+    trace = dict(uow.cause.trace_headers) if uow.cause is not None else current_trace_headers()
+    inserted = await uow.session.execute(
+        sa.dialects.postgresql.insert(messages)
+        .values(
+            id=message_id,
+            ans_registry=ans_registry,
+            protocol_number=content.protocol_number,
+            purpose=content.purpose,
+            subject_key=subject_key,
+            demand_id=demand_id,
+            content=content.model_dump(mode="json"),
+            channels=list(plan),
+            status=status,
+            created_at=now,
+            updated_at=now,
+            trace_headers=trace,
+        )
+        .on_conflict_do_nothing(constraint="uq_messages_subject")
+        .returning(messages.c.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return None
+    if plan:
+        await _queue_channel(
+            uow,
+            message_id,
+            content.protocol_number,
+            ans_registry,
+            plan,
+            0,
+            contacts.address(plan[0]),
+            policy,
+            now,
+        )
+    uow.after_commit(MESSAGES.labels(content.purpose, status).inc)
+    return message_id
+
+
+async def _queue_channel(
+    uow: UnitOfWork,
+    message_id: uuid.UUID,
+    protocol_number: str,
+    ans_registry: str,
+    plan: Sequence[str],
+    position: int,
+    recipient: str | None,
+    policy: Policy,
+    now: datetime,
+) -> uuid.UUID | None:
+    """Queue the delivery of a message on ``plan[position]`` (once per channel)."""
+    channel = plan[position]
+    delivery_id = uuid.uuid4()
+    inserted = await uow.session.execute(
+        sa.dialects.postgresql.insert(deliveries)
+        .values(
+            id=delivery_id,
+            message_id=message_id,
+            ans_registry=ans_registry,
+            protocol_number=protocol_number,
+            channel=channel,
+            position=position,
+            recipient=recipient,
+            status="queued",
+            providers=list(policy.providers(channel)),
+            next_attempt_at=now,
+            queued_at=now,
+        )
+        .on_conflict_do_nothing(constraint="uq_deliveries_channel")
+        .returning(deliveries.c.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return None
+    await timeline(uow, delivery_id, "queued", now, source="dispatcher")
+    return delivery_id
+
+
+async def timeline(
+    uow: UnitOfWork,
+    delivery_id: uuid.UUID,
+    status: str,
+    at: datetime,
+    *,
+    source: str,
+    provider: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one entry to a delivery's status timeline."""
+    await uow.session.execute(
+        delivery_events.insert().values(
+            delivery_id=delivery_id,
+            status=status,
+            at=at,
+            provider=provider,
+            detail=detail,
+            source=source,
+        )
+    )
+
+
+def _event_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every channel event carries, from a delivery joined with its message."""
+    return {
+        "notification_id": row["message_id"],
+        "protocol_number": row["protocol_number"],
+        "ans_registry": row["ans_registry"],
+        "purpose": row["purpose"],
+        "demand_id": row["demand_id"],
+        "delivery_id": row["id"],
+        "channel": row["channel"],
+        "provider": row.get("provider"),
+        "provider_message_id": row.get("provider_message_id"),
+    }
+
+
+_DELIVERY_WITH_MESSAGE = sa.select(
+    deliveries,
+    messages.c.purpose,
+    messages.c.demand_id,
+    messages.c.channels,
+    messages.c.status.label("message_status"),
+    messages.c.trace_headers,
+).join(messages, messages.c.id == deliveries.c.message_id)
+
+
+async def delivery_for_update(uow: UnitOfWork, delivery_id: uuid.UUID) -> dict[str, Any] | None:
+    """A delivery with its message, locked for a transition."""
+    row = (
+        (
+            await uow.session.execute(
+                _DELIVERY_WITH_MESSAGE.where(deliveries.c.id == delivery_id).with_for_update(
+                    of=deliveries
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+async def record_sent(
+    uow: UnitOfWork,
+    row: Mapping[str, Any],
+    *,
+    provider: str,
+    provider_message_id: str,
+    fallback_after: float | None,
+    policy: Policy,
+) -> None:
+    """The provider accepted the message: record its id, start the fallback timer and
+    apply any callback that arrived before this was recorded."""
+    now = uow.clock.now()
+    fallback_at = now + timedelta(seconds=fallback_after) if fallback_after is not None else None
+    await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.id == row["id"])
+        .values(
+            status="sent",
+            provider=provider,
+            provider_message_id=provider_message_id,
+            sent_at=now,
+            fallback_at=fallback_at,
+            lease_until=None,
+            next_attempt_at=None,
+        )
+    )
+    await timeline(uow, row["id"], "sent", now, source="dispatcher", provider=provider)
+    sent = {**row, "provider": provider, "provider_message_id": provider_message_id}
+    uow.publish(
+        NotificationSent(**_event_fields(sent), sent_at=now),
+        trace_headers=row["trace_headers"],
+    )
+    uow.after_commit(SENT.labels(row["channel"], provider).inc)
+    if fallback_at is None and row["message_status"] == "pending":
+        # no proof of delivery will ever come on this channel (e-mail): accepted is final
+        await _set_message(uow, row["message_id"], status="sent", now=now)
+    pending = (
+        (
+            await uow.session.execute(
+                sa.select(callbacks)
+                .where(
+                    callbacks.c.provider == provider,
+                    callbacks.c.provider_message_id == provider_message_id,
+                    callbacks.c.applied_at.is_(None),
+                )
+                .order_by(callbacks.c.id)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    for callback in pending:
+        update = StatusUpdate(
+            provider_message_id, callback["status"], callback["at"], callback["error_code"]
+        )
+        fresh = await delivery_for_update(uow, row["id"])
+        if fresh is not None:
+            await apply_status(uow, fresh, update, source="webhook", policy=policy)
+        await uow.session.execute(
+            callbacks.update().where(callbacks.c.id == callback["id"]).values(applied_at=now)
+        )
+
+
+async def record_retry(
+    uow: UnitOfWork, row: Mapping[str, Any], *, provider: str, code: str, delay: float
+) -> None:
+    """A provider failed in a way that may pass: try it again after ``delay`` seconds."""
+    now = uow.clock.now()
+    await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.id == row["id"])
+        .values(
+            status="queued",
+            attempts=deliveries.c.attempts + 1,
+            next_attempt_at=now + timedelta(seconds=delay),
+            lease_until=None,
+            last_error=code,
+        )
+    )
+    await timeline(
+        uow, row["id"], "retrying", now, source="dispatcher", provider=provider, detail=code
+    )
+
+
+async def record_failover(
+    uow: UnitOfWork, row: Mapping[str, Any], *, provider: str, code: str
+) -> None:
+    """A provider is given up: the same channel goes to the next provider at once."""
+    now = uow.clock.now()
+    await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.id == row["id"])
+        .values(
+            status="queued",
+            provider_index=deliveries.c.provider_index + 1,
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            last_error=code,
+        )
+    )
+    await timeline(
+        uow, row["id"], "failover", now, source="dispatcher", provider=provider, detail=code
+    )
+
+
+async def give_up_channel(
+    uow: UnitOfWork,
+    row: Mapping[str, Any],
+    *,
+    reason: str,
+    policy: Policy,
+    timed_out: bool = False,
+) -> None:
+    """The channel failed (or gave no proof in time): hand the message to the next channel
+    of its plan, or close it when none is left. Emits ``notification.failed``."""
+    now = uow.clock.now()
+    values: dict[str, Any] = {"fallback_at": None, "lease_until": None, "last_error": reason}
+    if not timed_out:  # a timed-out channel stays "sent": a late proof still counts
+        values.update(status="failed", failed_at=now, next_attempt_at=None)
+    await uow.session.execute(
+        deliveries.update().where(deliveries.c.id == row["id"]).values(**values)
+    )
+    await timeline(
+        uow,
+        row["id"],
+        "delivery_timeout" if timed_out else "failed",
+        now,
+        source="timer" if timed_out else "dispatcher",
+        provider=row.get("provider"),
+        detail=reason,
+    )
+    uow.after_commit(FAILED.labels(row["channel"], _reason_label(reason)).inc)
+    if row["message_status"] != "pending":
+        return  # delivered (or closed) already: this channel's failure changes nothing
+    plan = list(row["channels"])
+    contacts = await contacts_of(uow, row["protocol_number"])
+    next_channel: str | None = None
+    for position in range(row["position"] + 1, len(plan)):
+        queued = await _queue_channel(
+            uow,
+            row["message_id"],
+            row["protocol_number"],
+            row["ans_registry"],
+            plan,
+            position,
+            contacts.address(plan[position]),
+            policy,
+            now,
+        )
+        if queued is not None:
+            next_channel = plan[position]
+            break
+    final = next_channel is None
+    uow.publish(
+        NotificationFailed(
+            **_event_fields(row),
+            reason=reason,
+            failed_at=now,
+            final=final,
+            next_channel=next_channel,
+        ),
+        trace_headers=row["trace_headers"],
+    )
+    if final:
+        accepted = await uow.session.scalar(
+            sa.select(sa.func.count()).where(
+                deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
+            )
+        )
+        await _set_message(uow, row["message_id"], status="sent" if accepted else "failed", now=now)
+        uow.after_commit(FINAL_FAILED.labels(row["purpose"]).inc)
+
+
+async def apply_status(
+    uow: UnitOfWork,
+    row: Mapping[str, Any],
+    update: StatusUpdate,
+    *,
+    source: str,
+    policy: Policy | None = None,
+) -> bool:
+    """Apply a provider's status to a delivery (only forward); True if it changed."""
+    if not domain.advances(row["status"], update.status):
+        return False
+    now = uow.clock.now()
+    at = update.at or now
+    if update.status == "failed":
+        if policy is None:
+            raise ValueError("a failure needs the operator's policy to fall back")
+        code = f"not_delivered:{update.error_code}" if update.error_code else "not_delivered"
+        await give_up_channel(uow, row, reason=safe_reason(code), policy=policy)
+        return True
+    values: dict[str, Any] = {"status": update.status}
+    if update.status in domain.PROVEN:
+        values.update(delivered_at=row["delivered_at"] or at, fallback_at=None)
+    await uow.session.execute(
+        deliveries.update().where(deliveries.c.id == row["id"]).values(**values)
+    )
+    await timeline(uow, row["id"], update.status, at, source=source, provider=row["provider"])
+    if update.status in domain.PROVEN and row["delivered_at"] is None:
+        uow.publish(
+            NotificationDelivered(
+                **_event_fields(row),
+                status="read" if update.status == "read" else "delivered",
+                delivered_at=at,
+            ),
+            trace_headers=row["trace_headers"],
+        )
+        uow.after_commit(DELIVERED.labels(row["channel"], row["provider"] or "").inc)
+        await _proven(uow, row, at, now)
+    return True
+
+
+async def _proven(uow: UnitOfWork, row: Mapping[str, Any], at: datetime, now: datetime) -> None:
+    """A channel proved delivery: the message is delivered, and what is queued is cancelled."""
+    await uow.session.execute(
+        messages.update()
+        .where(messages.c.id == row["message_id"], messages.c.delivered_at.is_(None))
+        .values(
+            status="delivered", delivered_channel=row["channel"], delivered_at=at, updated_at=now
+        )
+    )
+    cancelled = await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.message_id == row["message_id"], deliveries.c.status == "queued")
+        .values(status="cancelled", next_attempt_at=None)
+        .returning(deliveries.c.id)
+    )
+    for (delivery_id,) in cancelled.all():
+        await timeline(
+            uow,
+            delivery_id,
+            "cancelled",
+            now,
+            source="dispatcher",
+            detail="delivered_on_" + row["channel"],
+        )
+    await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.message_id == row["message_id"], deliveries.c.fallback_at.isnot(None))
+        .values(fallback_at=None)
+    )
+
+
+async def contacts_of(uow: UnitOfWork, protocol_number: str) -> domain.Contacts:
+    """The beneficiary's addresses on a protocol (none once purged)."""
+    row = (
+        await uow.session.execute(
+            sa.select(protocols.c.email, protocols.c.phone, protocols.c.whatsapp).where(
+                protocols.c.protocol_number == protocol_number
+            )
+        )
+    ).first()
+    if row is None:
+        return domain.Contacts()
+    return domain.Contacts(email=row.email, phone=row.phone, whatsapp=row.whatsapp)
+
+
+async def _set_message(
+    uow: UnitOfWork, message_id: uuid.UUID, *, status: str, now: datetime
+) -> None:
+    await uow.session.execute(
+        messages.update()
+        .where(messages.c.id == message_id, messages.c.status == "pending")
+        .values(status=status, updated_at=now)
+    )
+
+
+def safe_reason(reason: str) -> str:
+    """A reason that fits the contract's pattern (provider codes are free-form)."""
+    cleaned = "".join(c if c.isalnum() or c in "_.:-" else "_" for c in reason.lower())
+    return cleaned[:120] or "unknown"

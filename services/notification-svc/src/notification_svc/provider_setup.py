@@ -1,0 +1,87 @@
+"""Build the provider adapters whose credentials are configured; close them."""
+
+from __future__ import annotations
+
+import httpx
+
+from notification_svc.providers import (
+    MetaWhatsAppProvider,
+    Provider,
+    SmtpProvider,
+    TwilioProvider,
+    ZenviaProvider,
+)
+from notification_svc.settings import NotificationSettings
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter is not None else None
+
+
+class Providers(dict[str, Provider]):
+    """The configured adapters by name, and the HTTP connection pool they share."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        super().__init__()
+        self.client = client
+
+    async def aclose(self) -> None:
+        """Close every adapter and the shared pool."""
+        for provider in self.values():
+            await provider.aclose()
+        await self.client.aclose()
+
+
+def build_providers(settings: NotificationSettings) -> Providers:
+    """The adapters of every provider with credentials, sharing one HTTP connection pool."""
+    limits = httpx.Limits(
+        max_connections=settings.dispatch_concurrency,
+        max_keepalive_connections=settings.dispatch_concurrency,
+    )
+    client = httpx.AsyncClient(limits=limits, timeout=settings.provider_timeout_seconds)
+    timeout = settings.provider_timeout_seconds
+    webhooks = settings.public_webhook_url.rstrip("/")
+    providers = Providers(client)
+    if settings.smtp_host:
+        providers["smtp"] = SmtpProvider(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=_secret(settings.smtp_password),
+            timeout=timeout,
+        )
+    zenvia_token = _secret(settings.zenvia_api_token)
+    if zenvia_token:
+        providers["zenvia"] = ZenviaProvider(
+            api_token=zenvia_token,
+            base_url=settings.zenvia_api_url,
+            webhook_token=_secret(settings.zenvia_webhook_token),
+            template_ids=settings.zenvia_template_ids,
+            timeout=timeout,
+            client=client,
+        )
+    twilio_token = _secret(settings.twilio_auth_token)
+    if settings.twilio_account_sid and twilio_token:
+        providers["twilio"] = TwilioProvider(
+            account_sid=settings.twilio_account_sid,
+            auth_token=twilio_token,
+            status_callback_url=f"{webhooks}/twilio",
+            base_url=settings.twilio_api_url,
+            content_sids=settings.twilio_content_sids,
+            timeout=timeout,
+            client=client,
+        )
+    meta_token = _secret(settings.meta_access_token)
+    meta_secret = _secret(settings.meta_app_secret)
+    if meta_token and meta_secret:
+        providers["meta"] = MetaWhatsAppProvider(
+            access_token=meta_token,
+            app_secret=meta_secret,
+            base_url=settings.meta_api_url,
+            api_version=settings.meta_api_version,
+            timeout=timeout,
+            client=client,
+        )
+    return providers

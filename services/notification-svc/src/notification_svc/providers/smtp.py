@@ -1,0 +1,155 @@
+"""SMTP adapter (aiosmtplib): e-mail only.
+
+Each message is a ``multipart/alternative`` e-mail (text + HTML; plain text alone when
+there is no HTML) with ``From`` = the message's sender. Its ``Message-ID`` is derived
+from the delivery id alone (``<delivery-id@domain>``), so a resend after a crash carries
+the same ``Message-ID`` and receivers can drop the duplicate; that ``Message-ID`` is the
+provider message id.
+
+SMTP has no delivery callback, so :meth:`SmtpProvider.parse_webhook` always rejects.
+Replies 4xx are retryable, 5xx permanent; connection failures and timeouts retryable.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import TYPE_CHECKING, Literal
+
+import aiosmtplib
+
+from notification_svc.providers.base import (
+    ChannelName,
+    OutboundMessage,
+    ProviderError,
+    SendResult,
+    StatusUpdate,
+    WebhookRejected,
+)
+
+if TYPE_CHECKING:
+    from notification_svc.providers.base import Provider
+
+StartTls = Literal["optional", "required", "off"]
+"""STARTTLS use: when the server offers it, always (fail otherwise), or never."""
+
+_RESERVED_HEADERS = frozenset({"message-id", "from", "to", "subject", "date", "reply-to"})
+
+
+def message_id_for(delivery_id: object, domain: str) -> str:
+    """The deterministic ``Message-ID`` header value of a delivery."""
+    return f"<{delivery_id}@{domain}>"
+
+
+class SmtpProvider:
+    """Any SMTP server (submission with optional STARTTLS and AUTH)."""
+
+    name: str = "smtp"
+    channels: frozenset[ChannelName] = frozenset({"email"})
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 587,
+        starttls: StartTls = "optional",
+        implicit_tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        message_id_domain: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._starttls = starttls
+        self._implicit_tls = implicit_tls
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._message_id_domain = message_id_domain
+        self._tls_context = tls_context
+
+    def build(self, message: OutboundMessage) -> EmailMessage:
+        """The e-mail that :meth:`send` hands to the server (no network)."""
+        if message.channel != "email":
+            raise ProviderError("unsupported_channel", retryable=False)
+        for header in message.headers:
+            if header.lower() in _RESERVED_HEADERS:
+                raise ProviderError("reserved_header", retryable=False)
+        email = EmailMessage()
+        try:
+            email["Message-ID"] = message_id_for(message.delivery_id, self._domain(message))
+            email["Date"] = format_datetime(datetime.now(UTC))
+            email["From"] = message.sender
+            email["To"] = message.to
+            email["Subject"] = message.subject or ""
+            if message.reply_to:
+                email["Reply-To"] = message.reply_to
+            for header, value in message.headers.items():
+                email[header] = value
+        except (ValueError, TypeError) as exc:  # e.g. a header with a line break
+            raise ProviderError("invalid_header", retryable=False) from exc
+        email.set_content(message.text)
+        if message.html is not None:
+            email.add_alternative(message.html, subtype="html")
+        return email
+
+    def _domain(self, message: OutboundMessage) -> str:
+        if self._message_id_domain:
+            return self._message_id_domain
+        address = parseaddr(message.sender)[1]
+        return address.rpartition("@")[2] or "localhost"
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Submit the e-mail; the provider message id is its ``Message-ID``."""
+        email = self.build(message)
+        try:
+            await aiosmtplib.send(
+                email,
+                hostname=self._host,
+                port=self._port,
+                username=self._username,
+                password=self._password,
+                use_tls=self._implicit_tls,
+                start_tls=None
+                if self._implicit_tls
+                else {"optional": None, "required": True, "off": False}[self._starttls],
+                tls_context=self._tls_context,
+                timeout=self._timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0].code if exc.recipients else 550
+            raise _reply_error(refused) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _reply_error(exc.code) from exc
+        except TimeoutError as exc:  # aiosmtplib's timeouts included
+            raise ProviderError("timeout", retryable=True) from exc
+        except OSError as exc:  # refused, reset, disconnected (aiosmtplib's included)
+            raise ProviderError("connection_error", retryable=True) from exc
+        except aiosmtplib.SMTPException as exc:
+            # What is left is configuration the server does not support: STARTTLS
+            # required but not offered, AUTH not offered, SMTPUTF8 not supported.
+            raise ProviderError("smtp_not_supported", retryable=False) from exc
+        return SendResult(provider_message_id=str(email["Message-ID"]), status="sent")
+
+    def parse_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> list[StatusUpdate]:
+        """SMTP has no delivery callbacks: always rejects."""
+        raise WebhookRejected("smtp has no delivery callbacks")
+
+    async def aclose(self) -> None:
+        """Nothing to release: each send uses its own connection."""
+
+
+def _reply_error(code: int) -> ProviderError:
+    """4xx (and anything unexpected) is retryable, 5xx permanent."""
+    return ProviderError(f"smtp_{code}", retryable=not 500 <= code < 600)
+
+
+if TYPE_CHECKING:
+    _conforms: type[Provider] = SmtpProvider

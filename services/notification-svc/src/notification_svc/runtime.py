@@ -1,0 +1,49 @@
+"""What notification-svc's components share: the database, the clock, the providers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notification_svc.models import operators, profiles
+from notification_svc.policy import Policy, build_policy
+from notification_svc.providers.base import Provider
+from notification_svc.settings import NotificationSettings
+from rn623_events.clock import Clock
+from rn623_events.db import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The database sessions, the clock, the settings and the configured providers."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    settings: NotificationSettings
+    providers: Mapping[str, Provider] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents source of what this service emits."""
+        return self.settings.service_name
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work."""
+        return UnitOfWork(self.sessions, source=self.source, clock=self.clock)
+
+    async def policy(self, uow: UnitOfWork, ans_registry: str) -> Policy:
+        """The sending policy of an operator (its profile over the defaults)."""
+        profile = await uow.session.scalar(
+            sa.select(profiles.c.profile).where(profiles.c.ans_registry == ans_registry)
+        )
+        return build_policy(self.settings, profile, self.providers)
+
+    async def operator_name(self, uow: UnitOfWork, ans_registry: str) -> str | None:
+        """The operator's name from its local copy; None before operator.upserted."""
+        name: str | None = await uow.session.scalar(
+            sa.select(operators.c.name).where(operators.c.ans_registry == ans_registry)
+        )
+        return name

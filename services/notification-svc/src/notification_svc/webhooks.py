@@ -1,0 +1,65 @@
+"""Provider callbacks: store each one, apply it to its delivery when the delivery is known.
+
+A callback can arrive before the dispatcher has recorded the provider's id (the provider
+answered, called back, and our commit came after): it is stored unapplied, and
+``lifecycle.record_sent`` applies it. Callbacks for messages we never sent (or already
+purged) are stored and never applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+
+from notification_svc import lifecycle
+from notification_svc.models import callbacks, deliveries
+from notification_svc.providers.base import StatusUpdate
+from notification_svc.runtime import Runtime
+
+CALLBACKS = Counter(
+    "notification_callbacks_total", "Provider callbacks received", ["provider", "status", "result"]
+)
+
+
+async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUpdate]) -> int:
+    """Store and apply ``updates`` from ``provider`` in one transaction; return how many
+    changed a delivery."""
+    changed = 0
+    async with rt.uow() as uow:
+        now = uow.clock.now()
+        for update in updates:
+            delivery_id = await uow.session.scalar(
+                sa.select(deliveries.c.id).where(
+                    deliveries.c.provider == provider,
+                    deliveries.c.provider_message_id == update.provider_message_id,
+                )
+            )
+            row = (
+                await lifecycle.delivery_for_update(uow, delivery_id)
+                if delivery_id is not None
+                else None
+            )
+            applied = False
+            if row is not None:
+                policy = await rt.policy(uow, row["ans_registry"])
+                applied = await lifecycle.apply_status(
+                    uow, row, update, source="webhook", policy=policy
+                )
+                changed += int(applied)
+            await uow.session.execute(
+                callbacks.insert().values(
+                    provider=provider,
+                    provider_message_id=update.provider_message_id,
+                    status=update.status,
+                    at=update.at,
+                    error_code=update.error_code,
+                    received_at=now,
+                    applied_at=now if row is not None else None,
+                )
+            )
+            result = "applied" if applied else ("ignored" if row is not None else "unmatched")
+            uow.after_commit(CALLBACKS.labels(provider, update.status, result).inc)
+        await uow.commit()
+    return changed

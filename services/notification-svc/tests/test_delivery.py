@@ -1,0 +1,403 @@
+"""Receipts and answers through the real providers' APIs (the emulators), the SMTP sink and
+the service's own webhook endpoint: fallback driven by delivery status, retries that
+respect Retry-After, provider failover, nothing sent twice, nothing lost on a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from notification_svc.consumers import NotificationHandlers
+from notification_svc.dispatcher import Dispatcher, FallbackTimer
+from notification_svc.models import deliveries, delivery_events, messages
+from notification_svc.runtime import Runtime
+from notification_svc_testdata import answered, demand, opened, operator, protocol_number
+from rn623_devinfra.provider_emulators import (
+    FaultMode,
+    ProviderName,
+    ReceivedMessage,
+    RunningEmulators,
+)
+from rn623_devinfra.waiting import eventually
+from rn623_events.clock import ManualClock
+from rn623_events.db import outbox_table
+from rn623_events.envelope import make_envelope
+from rn623_events.registry import Event
+
+pytestmark = pytest.mark.integration
+
+ANS = "345678"
+
+
+@dataclass
+class Harness:
+    """The service's parts driven step by step, and the emulators' HTTP control API."""
+
+    rt: Runtime
+    clock: ManualClock
+    emu: RunningEmulators
+
+    async def handle(self, *events: Event) -> None:
+        """Apply events as the consumer does (one transaction per run of events)."""
+        handlers = NotificationHandlers(self.rt).handlers()
+        async with self.rt.uow() as uow:
+            for event in events:
+                envelope = make_envelope(event, source="protocol-svc", time=self.clock.now())
+                uow.cause = envelope
+                await handlers[envelope.type](event, envelope, uow)
+            await uow.commit()
+
+    async def tick(self) -> int:
+        """One dispatcher tick."""
+        return await Dispatcher(self.rt).tick()
+
+    def fault(self, provider: ProviderName, mode: FaultMode, **options: Any) -> None:
+        """Inject a fault in the emulators."""
+        self.emu.set_fault(provider, mode, **options)
+
+    def received(self, number: str, **filters: Any) -> list[ReceivedMessage]:
+        """What the emulators and the SMTP sink received about a protocol."""
+        return [
+            m
+            for m in self.emu.messages(**filters)
+            if number in " ".join(str(x) for x in (m.text, m.template, m.subject))
+        ]
+
+    async def message(self, number: str, purpose: str = "receipt") -> dict[str, Any]:
+        """The one message of a protocol and purpose, with its deliveries."""
+        async with self.rt.sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        sa.select(messages).where(
+                            messages.c.protocol_number == number, messages.c.purpose == purpose
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            assert len(rows) == 1, rows
+            found = dict(rows[0])
+            found["deliveries"] = [
+                dict(d)
+                for d in (
+                    await session.execute(
+                        sa.select(deliveries)
+                        .where(deliveries.c.message_id == found["id"])
+                        .order_by(deliveries.c.position)
+                    )
+                ).mappings()
+            ]
+        return found
+
+    async def timeline(self, delivery_id: uuid.UUID) -> list[str]:
+        """The statuses of a delivery's timeline, in order."""
+        async with self.rt.sessions() as session:
+            return list(
+                (
+                    await session.execute(
+                        sa.select(delivery_events.c.status)
+                        .where(delivery_events.c.delivery_id == delivery_id)
+                        .order_by(delivery_events.c.id)
+                    )
+                ).scalars()
+            )
+
+    async def events(self, number: str) -> list[tuple[str, dict[str, Any]]]:
+        """The events staged in the outbox for a protocol, in order."""
+        async with self.rt.sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.select(outbox_table.c.event_type, outbox_table.c.payload)
+                    .where(outbox_table.c.key == number)
+                    .order_by(outbox_table.c.id)
+                )
+            ).all()
+        return [(row.event_type, row.payload) for row in rows]
+
+    async def until_status(self, number: str, status: str, purpose: str = "receipt") -> None:
+        """Wait for the message to reach ``status`` (callbacks arrive over HTTP)."""
+
+        async def reached() -> bool:
+            return (await self.message(number, purpose))["status"] == status
+
+        await eventually(reached, max_seconds=15)
+
+    async def until_delivery(self, number: str, position: int, status: str) -> None:
+        """Wait for the delivery at ``position`` to reach ``status``."""
+
+        async def reached() -> bool:
+            found = await self.message(number)
+            return (
+                len(found["deliveries"]) > position
+                and found["deliveries"][position]["status"] == status
+            )
+
+        await eventually(reached, max_seconds=15)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def h(
+    runtime: Runtime, clock: ManualClock, emulators: RunningEmulators, api: httpx.AsyncClient
+) -> AsyncIterator[Harness]:
+    """A harness with the operator known and the emulators' faults cleared."""
+    emulators.clear_faults()
+    harness = Harness(runtime, clock, emulators)
+    await harness.handle(operator(ANS, at=clock.now()))
+    yield harness
+    emulators.clear_faults()
+
+
+async def test_one_receipt_names_the_demand_and_is_delivered_on_whatsapp(h: Harness) -> None:
+    number = protocol_number()
+    contact = opened(ANS, number, h.clock.now())
+    first = demand(ANS, number, h.clock.now())
+    await h.handle(contact, first)  # one commit at protocol-svc: one receipt
+
+    assert await h.tick() == 1
+    await h.until_status(number, "delivered")
+    found = await h.message(number)
+    assert found["delivered_channel"] == "whatsapp"
+    assert [d["channel"] for d in found["deliveries"]] == ["whatsapp"]
+    whatsapp = found["deliveries"][0]
+    assert whatsapp["provider"] == "meta"
+    assert await h.timeline(whatsapp["id"]) == ["queued", "sent", "delivered"]
+    assert [demand_info["demand_id"] for demand_info in found["content"]["demands"]] == [
+        str(first.demand_id)
+    ]
+    sent = h.received(number, provider="meta")
+    assert len(sent) == 1
+    assert sent[0].to in (["5511990000002"], ["+5511990000002"])
+    types = [t for t, _ in await h.events(number)]
+    assert types == ["notification.sent", "notification.delivered"]
+
+
+async def test_a_later_demand_gets_its_own_receipt(h: Harness) -> None:
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_status(number, "delivered")
+    later = demand(ANS, number, h.clock.now(), demand_type="non_assistance", days=7)
+    await h.handle(later)
+    async with h.rt.sessions() as session:
+        keys = (
+            (
+                await session.execute(
+                    sa.select(messages.c.subject_key).where(messages.c.protocol_number == number)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(keys) == ["", str(later.demand_id)]
+
+
+async def test_redelivered_events_send_nothing_twice(h: Harness) -> None:
+    number = protocol_number()
+    contact = opened(ANS, number, h.clock.now())
+    for _ in range(3):
+        await h.handle(contact)
+    await h.tick()
+    await h.until_status(number, "delivered")
+    assert await h.tick() == 0
+    async with h.rt.sessions() as session:
+        count = await session.scalar(
+            sa.select(sa.func.count()).where(messages.c.protocol_number == number)
+        )
+    assert count == 1
+    assert [t for t, _ in await h.events(number)].count("notification.sent") == 1
+    assert len(h.received(number)) == 1
+
+
+async def test_no_delivery_callback_falls_back_to_sms_after_the_timeout_and_only_then(
+    h: Harness,
+) -> None:
+    h.fault(provider="meta", mode="no_callback")
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_delivery(number, 0, "sent")
+
+    h.clock.advance(timedelta(seconds=299))
+    assert await FallbackTimer(h.rt).tick() == 0  # not yet: the channel still has time
+    assert len((await h.message(number))["deliveries"]) == 1
+
+    h.clock.advance(timedelta(seconds=2))
+    assert await FallbackTimer(h.rt).tick() == 1
+    found = await h.message(number)
+    assert [d["channel"] for d in found["deliveries"]] == ["whatsapp", "sms"]
+    await h.tick()
+    await h.until_status(number, "delivered")
+    found = await h.message(number)
+    assert found["delivered_channel"] == "sms"
+    assert found["deliveries"][1]["provider"] == "zenvia"
+    assert "delivery_timeout" in await h.timeline(found["deliveries"][0]["id"])
+    failed = [p for t, p in await h.events(number) if t == "notification.failed"]
+    assert [(f["channel"], f["reason"], f["final"], f["next_channel"]) for f in failed] == [
+        ("whatsapp", "delivery_timeout", False, "sms")
+    ]
+
+
+async def test_a_delivered_channel_never_falls_back(h: Harness) -> None:
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_status(number, "delivered")
+    h.clock.advance(timedelta(hours=1))
+    assert await FallbackTimer(h.rt).tick() == 0
+    assert len((await h.message(number))["deliveries"]) == 1
+
+
+async def test_an_undelivered_callback_falls_back_at_once(h: Harness) -> None:
+    h.fault(provider="meta", mode="undelivered", count=1)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_delivery(number, 0, "failed")
+    await h.tick()
+    await h.until_status(number, "delivered")
+    assert (await h.message(number))["delivered_channel"] == "sms"
+
+
+async def test_rate_limit_waits_for_retry_after(h: Harness) -> None:
+    h.fault(provider="meta", mode="rate_limit", count=1, retry_after=30)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    whatsapp = (await h.message(number))["deliveries"][0]
+    assert whatsapp["status"] == "queued"
+    assert whatsapp["attempts"] == 1
+    wait = (whatsapp["next_attempt_at"] - h.clock.now()).total_seconds()
+    assert 30 <= wait <= 33
+    h.clock.advance(timedelta(seconds=10))
+    assert await h.tick() == 0  # the provider asked for 30 s
+    h.clock.advance(timedelta(seconds=25))
+    assert await h.tick() == 1
+    await h.until_status(number, "delivered")
+    assert await h.timeline(whatsapp["id"]) == ["queued", "retrying", "sent", "delivered"]
+
+
+async def test_a_provider_that_keeps_failing_fails_over_to_the_next(h: Harness) -> None:
+    h.fault(provider="meta", mode="server_error")
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    for _ in range(3):  # provider_max_attempts
+        await h.tick()
+        h.clock.advance(timedelta(seconds=10))
+    await h.tick()
+    await h.until_status(number, "delivered")
+    found = await h.message(number)
+    assert found["delivered_channel"] == "whatsapp"
+    assert found["deliveries"][0]["provider"] == "zenvia"
+    timeline = await h.timeline(found["deliveries"][0]["id"])
+    assert timeline == ["queued", "retrying", "retrying", "failover", "sent", "delivered"]
+
+
+async def test_a_timeout_is_retried(h: Harness) -> None:
+    h.fault(provider="meta", mode="timeout", count=1, seconds=5)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()  # the 2 s provider timeout fires
+    whatsapp = (await h.message(number))["deliveries"][0]
+    assert (whatsapp["status"], whatsapp["last_error"]) == ("queued", "timeout")
+    h.clock.advance(timedelta(seconds=10))
+    await h.tick()
+    await h.until_status(number, "delivered")
+
+
+async def test_a_rejected_number_goes_to_the_next_channel(h: Harness) -> None:
+    h.fault(provider="meta", mode="reject")
+    h.fault(provider="zenvia", mode="reject")
+    h.fault(provider="twilio", mode="reject")
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()  # whatsapp rejected
+    await h.tick()  # sms rejected
+    await h.tick()  # e-mail through SMTP
+    found = await h.message(number)
+    assert [d["status"] for d in found["deliveries"]] == ["failed", "failed", "sent"]
+    assert found["status"] == "sent"  # SMTP accepted: no delivery proof exists for e-mail
+    assert len(h.received(number, channel="email")) == 1
+    failed = [p for t, p in await h.events(number) if t == "notification.failed"]
+    assert [(f["channel"], f["next_channel"], f["final"]) for f in failed] == [
+        ("whatsapp", "sms", False),
+        ("sms", "email", False),
+    ]
+
+
+async def test_every_channel_failing_is_a_final_failure(h: Harness) -> None:
+    h.fault(provider="meta", mode="reject")
+    h.fault(provider="zenvia", mode="reject")
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now(), email=None))
+    await h.tick()
+    await h.tick()
+    found = await h.message(number)
+    assert found["status"] == "failed"
+    failed = [p for t, p in await h.events(number) if t == "notification.failed"]
+    assert failed[-1]["final"] is True
+    assert failed[-1]["next_channel"] is None
+
+
+async def test_a_beneficiary_with_no_address_is_unreachable(h: Harness) -> None:
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now(), email=None, phone=None, whatsapp=None))
+    found = await h.message(number)
+    assert (found["status"], found["deliveries"]) == ("unreachable", [])
+    assert await h.tick() == 0
+
+
+async def test_preferred_email_goes_through_smtp_first(h: Harness) -> None:
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now(), preferred_channels=("email",)))
+    await h.tick()
+    found = await h.message(number)
+    assert [(d["channel"], d["status"], d["provider"]) for d in found["deliveries"]] == [
+        ("email", "sent", "smtp")
+    ]
+    assert found["deliveries"][0]["provider_message_id"]
+
+
+async def test_a_crash_mid_send_loses_nothing(h: Harness) -> None:
+    h.fault("meta", "timeout", count=1, seconds=5)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    crashed = asyncio.create_task(h.tick())
+
+    async def in_flight() -> bool:  # claimed, and the provider call hanging
+        return (await h.message(number))["deliveries"][0]["status"] == "sending"
+
+    await eventually(in_flight, max_seconds=15)
+    crashed.cancel()  # the worker dies mid-send
+    with pytest.raises(asyncio.CancelledError):
+        await crashed
+    assert (await h.message(number))["deliveries"][0]["status"] == "sending"
+
+    assert await h.tick() == 0  # the lease still holds
+    h.clock.advance(timedelta(seconds=61))
+    assert await h.tick() == 1  # the lease ended: another worker sends it
+    await h.until_status(number, "delivered")
+
+
+async def test_the_answer_copy_of_a_denial(h: Harness) -> None:
+    number = protocol_number()
+    first = demand(ANS, number, h.clock.now())
+    await h.handle(opened(ANS, number, h.clock.now()), first)
+    await h.tick()
+    await h.handle(answered(ANS, number, first.demand_id, h.clock.now()))
+    await h.tick()
+    await h.until_status(number, "delivered", purpose="answer")
+    found = await h.message(number, purpose="answer")
+    assert found["content"]["answer"]["legal_basis"] == "Cláusula 12.3 do contrato"
+    assert found["content"]["answer"]["reanalysis_business_days"] == 7
+    assert found["content"]["answer"]["demand_type"] == "assistance"

@@ -1,0 +1,74 @@
+"""The SMTP sink and the SMS/WhatsApp provider emulators of a local run.
+
+They run as one child process (``python -m rn623_devinfra.provider_emulators``) whose
+inbox page shows every receipt sent. notification-svc is pointed at them unless the
+environment already configures a real provider (its own variables win).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rn623_devctl.processes import ManagedProcess
+from rn623_devinfra.ports import LOCALHOST
+from rn623_devinfra.provider_emulators import (
+    DEV_HTTP_PORT,
+    DEV_META_ACCESS_TOKEN,
+    DEV_META_APP_SECRET,
+    DEV_META_PHONE_NUMBER_ID,
+    DEV_SMTP_PORT,
+    DEV_TWILIO_ACCOUNT_SID,
+    DEV_TWILIO_AUTH_TOKEN,
+    DEV_ZENVIA_API_TOKEN,
+    DEV_ZENVIA_WEBHOOK_TOKEN,
+)
+
+NOTIFICATION_SERVICE = "notification-svc"
+
+
+def emulator_ports() -> tuple[int, int]:
+    """The HTTP and SMTP ports (RN623_EMULATOR_HTTP_PORT, RN623_EMULATOR_SMTP_PORT)."""
+    http = int(os.environ.get("RN623_EMULATOR_HTTP_PORT") or DEV_HTTP_PORT)
+    smtp = int(os.environ.get("RN623_EMULATOR_SMTP_PORT") or DEV_SMTP_PORT)
+    return http, smtp
+
+
+def emulator_process(cwd: Path, log_path: Path, webhooks: str) -> ManagedProcess:
+    """The emulators' process, calling back ``webhooks`` (notification-svc's base URL)."""
+    http, smtp = emulator_ports()
+    return ManagedProcess(
+        "provider emulators",
+        [
+            sys.executable, "-m", "rn623_devinfra.provider_emulators",
+            "--host", LOCALHOST, "--http-port", str(http), "--smtp-port", str(smtp),
+            "--zenvia-webhook", f"{webhooks}/zenvia", "--meta-webhook", f"{webhooks}/meta",
+        ],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        log_path=log_path,
+    )  # fmt: skip
+
+
+def notification_env(webhooks: str) -> dict[str, str]:
+    """notification-svc's provider settings for the emulators (unset variables only)."""
+    http, smtp = emulator_ports()
+    base = f"http://{LOCALHOST}:{http}"
+    defaults = {
+        "PUBLIC_WEBHOOK_URL": webhooks,
+        "SMTP_HOST": LOCALHOST,
+        "SMTP_PORT": str(smtp),
+        "SMTP_STARTTLS": "off",
+        "ZENVIA_API_URL": f"{base}/zenvia",
+        "ZENVIA_API_TOKEN": DEV_ZENVIA_API_TOKEN,
+        "ZENVIA_WEBHOOK_TOKEN": DEV_ZENVIA_WEBHOOK_TOKEN,
+        "TWILIO_API_URL": f"{base}/twilio",
+        "TWILIO_ACCOUNT_SID": DEV_TWILIO_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": DEV_TWILIO_AUTH_TOKEN,
+        "META_API_URL": f"{base}/meta",
+        "META_ACCESS_TOKEN": DEV_META_ACCESS_TOKEN,
+        "META_APP_SECRET": DEV_META_APP_SECRET,
+        "META_PHONE_NUMBER_ID": DEV_META_PHONE_NUMBER_ID,
+    }
+    return {k: v for k, v in defaults.items() if not os.environ.get(k)}
