@@ -16,9 +16,11 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from notification_svc import lifecycle
 from notification_svc.consumers import NotificationHandlers
 from notification_svc.dispatcher import Dispatcher, FallbackTimer
 from notification_svc.models import deliveries, delivery_events, messages
+from notification_svc.providers.base import StatusUpdate
 from notification_svc.runtime import Runtime
 from notification_svc_testdata import answered, demand, opened, operator, protocol_number
 from rn623_devinfra.provider_emulators import (
@@ -401,3 +403,31 @@ async def test_the_answer_copy_of_a_denial(h: Harness) -> None:
     assert found["content"]["answer"]["legal_basis"] == "Cláusula 12.3 do contrato"
     assert found["content"]["answer"]["reanalysis_business_days"] == 7
     assert found["content"]["answer"]["demand_type"] == "assistance"
+
+
+async def test_a_late_failure_of_a_timed_out_channel_does_not_skip_a_channel(
+    h: Harness,
+) -> None:
+    h.fault("meta", "late_callback", count=1, seconds=600)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_delivery(number, 0, "sent")
+    h.clock.advance(timedelta(seconds=301))
+    assert await FallbackTimer(h.rt).tick() == 1  # WhatsApp gave no proof: SMS is next
+    whatsapp = (await h.message(number))["deliveries"][0]
+    async with h.rt.uow() as uow:
+        row = await lifecycle.delivery_for_update(uow, whatsapp["id"])
+        assert row is not None
+        policy = await h.rt.policy(uow, ANS)
+        await lifecycle.apply_status(
+            uow,
+            row,
+            StatusUpdate(whatsapp["provider_message_id"], "failed"),
+            source="webhook",
+            policy=policy,
+        )
+        await uow.commit()
+    found = await h.message(number)
+    assert [d["channel"] for d in found["deliveries"]] == ["whatsapp", "sms"]  # no e-mail yet
+    assert found["status"] == "pending"

@@ -337,6 +337,24 @@ async def give_up_channel(
     uow.after_commit(FAILED.labels(row["channel"], _reason_label(reason)).inc)
     if row["message_status"] != "pending":
         return  # delivered (or closed) already: this channel's failure changes nothing
+    latest = await uow.session.scalar(
+        sa.select(sa.func.max(deliveries.c.position)).where(
+            deliveries.c.message_id == row["message_id"]
+        )
+    )
+    if latest is not None and latest > row["position"]:
+        # an earlier channel failing late (after its timeout): the message moved on already
+        uow.publish(
+            NotificationFailed(
+                **_event_fields(row),
+                reason=reason,
+                failed_at=now,
+                final=False,
+                next_channel=None,
+            ),
+            trace_headers=row["trace_headers"],
+        )
+        return
     plan = list(row["channels"])
     contacts = await contacts_of(uow, row["protocol_number"])
     next_channel: str | None = None
