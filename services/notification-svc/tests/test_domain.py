@@ -77,3 +77,11 @@ def test_providers_keep_the_configured_order_and_only_available_ones() -> None:
     configured = {"whatsapp": ("meta", "zenvia", "twilio")}
     assert domain.providers_for("whatsapp", configured, ["twilio", "meta"]) == ("meta", "twilio")
     assert domain.providers_for("sms", configured, ["twilio"]) == ()
+
+
+def test_each_provider_may_have_its_own_timeout() -> None:
+    from notification_svc.settings import NotificationSettings
+
+    settings = NotificationSettings(provider_timeout_seconds=10, provider_timeouts={"smtp": 30})
+    assert settings.timeout_of("smtp") == 30
+    assert settings.timeout_of("meta") == 10

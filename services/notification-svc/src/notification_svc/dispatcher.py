@@ -169,7 +169,7 @@ class Dispatcher:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(
-                    provider.send(message), self.settings.provider_timeout_seconds
+                    provider.send(message), self.settings.timeout_of(name)
                 )
             except ProviderError as exc:
                 outcome = Outcome(row["id"], name, error=exc)
@@ -261,15 +261,6 @@ class FallbackTimer:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop``."""
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception as exc:
-                log.warning("fallback tick failed", extra={"error_type": type(exc).__name__})
-            await sleep_unless_stopped(stop, self.rt.settings.fallback_interval_seconds)
 
     async def tick(self, limit: int = 500) -> int:
         """Fall back from every channel past its timeout; return how many."""

@@ -40,7 +40,6 @@ def build_providers(settings: NotificationSettings) -> Providers:
         max_keepalive_connections=settings.dispatch_concurrency,
     )
     client = httpx.AsyncClient(limits=limits, timeout=settings.provider_timeout_seconds)
-    timeout = settings.provider_timeout_seconds
     webhooks = settings.public_webhook_url.rstrip("/")
     providers = Providers(client)
     if settings.smtp_host:
@@ -50,7 +49,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             starttls=settings.smtp_starttls,
             username=settings.smtp_username,
             password=_secret(settings.smtp_password),
-            timeout=timeout,
+            timeout=settings.timeout_of("smtp"),
         )
     zenvia_token = _secret(settings.zenvia_api_token)
     if zenvia_token:
@@ -59,7 +58,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             base_url=settings.zenvia_api_url,
             webhook_token=_secret(settings.zenvia_webhook_token),
             template_ids=settings.zenvia_template_ids,
-            timeout=timeout,
+            timeout=settings.timeout_of("zenvia"),
             client=client,
         )
     twilio_token = _secret(settings.twilio_auth_token)
@@ -70,7 +69,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             status_callback_url=f"{webhooks}/twilio",
             base_url=settings.twilio_api_url,
             content_sids=settings.twilio_content_sids,
-            timeout=timeout,
+            timeout=settings.timeout_of("twilio"),
             client=client,
         )
     meta_token = _secret(settings.meta_access_token)
@@ -81,7 +80,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             app_secret=meta_secret,
             base_url=settings.meta_api_url,
             api_version=settings.meta_api_version,
-            timeout=timeout,
+            timeout=settings.timeout_of("meta"),
             client=client,
         )
     return providers

@@ -58,6 +58,16 @@ class NotificationSettings(ServiceSettings):
     retry_backoff_initial_seconds: float = Field(default=1.0, gt=0)
     retry_backoff_max_seconds: float = Field(default=120.0, gt=0)
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per-provider overrides of that timeout (PROVIDER_TIMEOUTS='{"smtp": 30}').
+    provider_timeouts: dict[ProviderName, float] = Field(default_factory=dict)
+
+    def timeout_of(self, provider: str) -> float:
+        """Seconds one call to ``provider`` may take."""
+        for name, seconds in self.provider_timeouts.items():
+            if name == provider:
+                return seconds
+        return self.provider_timeout_seconds
+
     # The fallback timer: how often it looks for channels past their delivery timeout.
     fallback_interval_seconds: float = Field(default=1.0, gt=0)
     gauges_interval_seconds: float = Field(default=30.0, gt=0)

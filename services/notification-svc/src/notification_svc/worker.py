@@ -45,7 +45,11 @@ async def main(settings: NotificationSettings | None = None, clock: Clock | None
             [
                 relay.run,
                 Dispatcher(rt).run,
-                FallbackTimer(rt).run,
+                periodic(
+                    FallbackTimer(rt).tick,
+                    settings.fallback_interval_seconds,
+                    what="fallback timer",
+                ),
                 periodic(
                     lambda: refresh_gauges(rt), settings.gauges_interval_seconds, what="gauges"
                 ),
