@@ -468,3 +468,30 @@ async def test_after_commit_actions_run_once_and_only_if_the_unit_commits(
         await uow.commit()
         await uow.commit()  # a second commit has nothing left to run
     assert ran == ["committed"]
+
+
+async def test_a_failed_savepoint_drops_its_events_and_keeps_the_rest(backbone: Backbone) -> None:
+    counted: list[int] = []
+    async with backbone.uow() as uow:
+        uow.publish(backbone.model(key="sp", n=1))
+
+        async def failing_outcome() -> None:
+            async with uow.savepoint():
+                uow.publish(backbone.model(key="sp", n=2))
+                uow.after_commit(lambda: counted.append(2))
+                raise RuntimeError("this outcome cannot be recorded")
+
+        with pytest.raises(RuntimeError):
+            await failing_outcome()
+        async with uow.savepoint():
+            uow.publish(backbone.model(key="sp", n=3))
+            uow.after_commit(lambda: counted.append(3))
+        await uow.commit()
+    async with backbone.sessions() as s:
+        payloads = (
+            (await s.execute(sa.text("SELECT payload FROM outbox WHERE key = 'sp' ORDER BY id")))
+            .scalars()
+            .all()
+        )
+    assert [p["n"] for p in payloads] == [1, 3]
+    assert counted == [3]

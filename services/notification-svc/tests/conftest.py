@@ -18,16 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from notification_svc.provider_setup import build_providers
 from notification_svc.runtime import Runtime
 from notification_svc.settings import NotificationSettings
-from notification_svc_testdata import migrate
+from notification_svc_testdata import SECRET, migrate, service_settings
 from rn623_devinfra.ports import free_port
 from rn623_devinfra.provider_emulators import (
-    DEV_META_ACCESS_TOKEN,
-    DEV_META_APP_SECRET,
-    DEV_META_PHONE_NUMBER_ID,
-    DEV_TWILIO_ACCOUNT_SID,
-    DEV_TWILIO_AUTH_TOKEN,
-    DEV_ZENVIA_API_TOKEN,
-    DEV_ZENVIA_WEBHOOK_TOKEN,
     EmulatorConfig,
     running_emulators,
 )
@@ -35,9 +28,6 @@ from rn623_devinfra.provider_emulators.serving import serve_asgi
 from rn623_events.auth import bearer_headers
 from rn623_events.clock import ManualClock
 from rn623_events.db import create_engine, session_factory
-from rn623_events.settings import AuthSettings, KafkaSettings
-
-SECRET = "notification-svc-tests-secret-0123456789abcdef"
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -76,38 +66,6 @@ async def emulators(api_port: int) -> AsyncIterator[Any]:
     )
     async with running_emulators(config) as emu:
         yield emu
-
-
-def service_settings(
-    database_url: str, emu: Any, api_port: int, **overrides: Any
-) -> NotificationSettings:
-    """Settings pointing every provider at the emulators, with short test timings."""
-    fields: dict[str, Any] = {
-        "database_url": database_url,
-        "kafka": KafkaSettings(bootstrap_servers="127.0.0.1:1"),
-        "auth": AuthSettings(secret=SECRET),
-        "public_webhook_url": f"http://127.0.0.1:{api_port}/v1/webhooks",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": emu.smtp_port,
-        "smtp_starttls": "off",
-        "zenvia_api_url": f"{emu.http_url}/zenvia",
-        "zenvia_api_token": DEV_ZENVIA_API_TOKEN,
-        "zenvia_webhook_token": DEV_ZENVIA_WEBHOOK_TOKEN,
-        "twilio_api_url": f"{emu.http_url}/twilio",
-        "twilio_account_sid": DEV_TWILIO_ACCOUNT_SID,
-        "twilio_auth_token": DEV_TWILIO_AUTH_TOKEN,
-        "meta_api_url": f"{emu.http_url}/meta",
-        "meta_access_token": DEV_META_ACCESS_TOKEN,
-        "meta_app_secret": DEV_META_APP_SECRET,
-        "meta_verify_token": "dev-meta-verify-token",
-        "meta_phone_number_id": DEV_META_PHONE_NUMBER_ID,
-        "provider_timeout_seconds": 2.0,
-        "retry_backoff_initial_seconds": 1.0,
-        "retry_backoff_max_seconds": 8.0,
-        "provider_max_attempts": 3,
-    }
-    fields.update(overrides)
-    return NotificationSettings(**fields)
 
 
 @pytest.fixture

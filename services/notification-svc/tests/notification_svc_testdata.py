@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from notification_svc.settings import NotificationSettings
 from rn623_devinfra import migrations
+from rn623_devinfra.provider_emulators import (
+    DEV_META_ACCESS_TOKEN,
+    DEV_META_APP_SECRET,
+    DEV_META_PHONE_NUMBER_ID,
+    DEV_TWILIO_ACCOUNT_SID,
+    DEV_TWILIO_AUTH_TOKEN,
+    DEV_ZENVIA_API_TOKEN,
+    DEV_ZENVIA_WEBHOOK_TOKEN,
+)
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import (
     Beneficiary,
@@ -17,8 +27,10 @@ from rn623_events.contracts.protocols import (
     DemandRegistered,
     ProtocolOpened,
 )
+from rn623_events.settings import AuthSettings, KafkaSettings
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
+SECRET = "notification-svc-tests-secret-0123456789abcdef"
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 _numbers = itertools.count(1)
 
@@ -112,3 +124,35 @@ def answered(
         answered_at=at,
         reanalysis_allowed=outcome in ("denied", "partially_authorized"),
     )
+
+
+def service_settings(
+    database_url: str, emu: Any, api_port: int, **overrides: Any
+) -> NotificationSettings:
+    """Settings pointing every provider at the emulators, with short test timings."""
+    fields: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka": KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        "auth": AuthSettings(secret=SECRET),
+        "public_webhook_url": f"http://127.0.0.1:{api_port}/v1/webhooks",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": emu.smtp_port,
+        "smtp_starttls": "off",
+        "zenvia_api_url": f"{emu.http_url}/zenvia",
+        "zenvia_api_token": DEV_ZENVIA_API_TOKEN,
+        "zenvia_webhook_token": DEV_ZENVIA_WEBHOOK_TOKEN,
+        "twilio_api_url": f"{emu.http_url}/twilio",
+        "twilio_account_sid": DEV_TWILIO_ACCOUNT_SID,
+        "twilio_auth_token": DEV_TWILIO_AUTH_TOKEN,
+        "meta_api_url": f"{emu.http_url}/meta",
+        "meta_access_token": DEV_META_ACCESS_TOKEN,
+        "meta_app_secret": DEV_META_APP_SECRET,
+        "meta_verify_token": "dev-meta-verify-token",
+        "meta_phone_number_id": DEV_META_PHONE_NUMBER_ID,
+        "provider_timeout_seconds": 2.0,
+        "retry_backoff_initial_seconds": 1.0,
+        "retry_backoff_max_seconds": 8.0,
+        "provider_max_attempts": 3,
+    }
+    fields.update(overrides)
+    return NotificationSettings(**fields)

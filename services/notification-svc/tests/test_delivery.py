@@ -16,13 +16,21 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
-from notification_svc import lifecycle
+from notification_svc import lifecycle, webhooks
 from notification_svc.consumers import NotificationHandlers
-from notification_svc.dispatcher import Dispatcher, FallbackTimer
-from notification_svc.models import deliveries, delivery_events, messages
-from notification_svc.providers.base import StatusUpdate
+from notification_svc.dispatcher import Dispatcher, FallbackTimer, Outcome
+from notification_svc.models import callbacks, deliveries, delivery_events, messages
+from notification_svc.provider_setup import build_providers
+from notification_svc.providers.base import ProviderError, StatusUpdate
 from notification_svc.runtime import Runtime
-from notification_svc_testdata import answered, demand, opened, operator, protocol_number
+from notification_svc_testdata import (
+    answered,
+    demand,
+    opened,
+    operator,
+    protocol_number,
+    service_settings,
+)
 from rn623_devinfra.provider_emulators import (
     FaultMode,
     ProviderName,
@@ -315,6 +323,9 @@ async def test_a_timeout_is_retried(h: Harness) -> None:
     h.clock.advance(timedelta(seconds=10))
     await h.tick()
     await h.until_status(number, "delivered")
+    # a timeout is ambiguous: the provider finished the first call too (ADR 0006)
+    await h.emu.wait_for_messages(2, provider="meta")
+    assert len(h.received(number, provider="meta")) == 2
 
 
 async def test_a_rejected_number_goes_to_the_next_channel(h: Harness) -> None:
@@ -389,6 +400,7 @@ async def test_a_crash_mid_send_loses_nothing(h: Harness) -> None:
     h.clock.advance(timedelta(seconds=61))
     assert await h.tick() == 1  # the lease ended: another worker sends it
     await h.until_status(number, "delivered")
+    assert 1 <= len(h.received(number, provider="meta")) <= 2  # at least once
 
 
 async def test_the_answer_copy_of_a_denial(h: Harness) -> None:
@@ -431,3 +443,119 @@ async def test_a_late_failure_of_a_timed_out_channel_does_not_skip_a_channel(
     found = await h.message(number)
     assert [d["channel"] for d in found["deliveries"]] == ["whatsapp", "sms"]  # no e-mail yet
     assert found["status"] == "pending"
+
+
+async def test_a_callback_stored_before_the_send_was_recorded_is_applied(h: Harness) -> None:
+    h.fault("meta", "no_callback", count=1)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    whatsapp = (await h.message(number))["deliveries"][0]
+    # the provider's "delivered" reached the webhook while the send's record was open
+    async with h.rt.uow() as uow:
+        await uow.session.execute(
+            callbacks.insert().values(
+                provider="meta",
+                provider_message_id=whatsapp["provider_message_id"],
+                status="delivered",
+                received_at=h.clock.now(),
+            )
+        )
+        await uow.commit()
+    assert await FallbackTimer(h.rt).tick() == 0
+    found = await h.message(number)
+    assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+    h.clock.advance(timedelta(seconds=301))
+    assert await FallbackTimer(h.rt).tick() == 0  # proven: no fallback
+    assert len((await h.message(number))["deliveries"]) == 1
+
+
+async def test_a_proof_during_an_in_flight_send_cancels_it(h: Harness) -> None:
+    h.fault("meta", "no_callback", count=1)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_delivery(number, 0, "sent")
+    h.clock.advance(timedelta(seconds=301))
+    await FallbackTimer(h.rt).tick()  # WhatsApp gave no proof: SMS queued
+    h.fault("zenvia", "timeout", count=1, seconds=3)
+    sending = asyncio.create_task(h.tick())  # the SMS call hangs, then times out
+    await h.until_delivery(number, 1, "sending")
+    whatsapp = (await h.message(number))["deliveries"][0]
+    await webhooks.apply_callbacks(
+        h.rt, "meta", [StatusUpdate(whatsapp["provider_message_id"], "delivered")]
+    )  # the late proof
+    await sending
+    found = await h.message(number)
+    assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+    assert found["deliveries"][1]["status"] == "cancelled"  # not queued for a retry
+    assert await h.tick() == 0
+
+
+async def test_an_outcome_from_an_expired_claim_is_ignored(h: Harness) -> None:
+    h.fault("meta", "timeout", count=1, seconds=5)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    crashed = asyncio.create_task(h.tick())
+    await h.until_delivery(number, 0, "sending")
+    async with h.rt.sessions() as session:
+        old_token = await session.scalar(
+            sa.select(deliveries.c.lease_token).where(deliveries.c.protocol_number == number)
+        )
+    crashed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await crashed
+    h.clock.advance(timedelta(seconds=Dispatcher(h.rt).lease_seconds + 1))
+    assert await h.tick() == 1
+    await h.until_status(number, "delivered")
+    whatsapp = (await h.message(number))["deliveries"][0]
+    stale = Outcome(
+        whatsapp["id"],
+        whatsapp["message_id"],
+        old_token,
+        "meta",
+        error=ProviderError("http_500", retryable=True),
+    )
+    await Dispatcher(h.rt)._record([stale])  # the first worker, back from the dead
+    assert (await h.message(number))["deliveries"][0]["status"] == "delivered"
+
+
+async def test_the_last_channel_timing_out_ends_sent_then_failed_on_a_late_failure(
+    h: Harness,
+) -> None:
+    h.fault("meta", "no_callback", count=1)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now(), email=None, phone=None))
+    await h.tick()
+    await h.until_delivery(number, 0, "sent")
+    h.clock.advance(timedelta(seconds=301))
+    assert await FallbackTimer(h.rt).tick() == 1
+    found = await h.message(number)
+    assert found["status"] == "sent"  # accepted, never proven, nothing left to try
+    failed = [p for t, p in await h.events(number) if t == "notification.failed"]
+    assert [(f["final"], f["reason"]) for f in failed] == [(True, "delivery_timeout")]
+    await webhooks.apply_callbacks(
+        h.rt, "meta", [StatusUpdate(found["deliveries"][0]["provider_message_id"], "failed")]
+    )
+    assert (await h.message(number))["status"] == "failed"
+
+
+async def test_refused_credentials_fail_over_to_the_next_provider_at_once(
+    h: Harness, migrated_database: str, api_port: int
+) -> None:
+    settings = service_settings(
+        migrated_database, h.emu, api_port, meta_access_token="revoked-token"
+    )
+    providers = build_providers(settings)
+    rt = Runtime(sessions=h.rt.sessions, clock=h.clock, settings=settings, providers=providers)
+    try:
+        number = protocol_number()
+        await h.handle(opened(ANS, number, h.clock.now()))
+        await Dispatcher(rt).tick()  # Meta answers 401
+        whatsapp = (await h.message(number))["deliveries"][0]
+        assert (whatsapp["status"], whatsapp["provider_index"]) == ("queued", 1)
+        await Dispatcher(rt).tick()
+        await h.until_status(number, "delivered")
+        assert (await h.message(number))["deliveries"][0]["provider"] == "zenvia"
+    finally:
+        await providers.aclose()

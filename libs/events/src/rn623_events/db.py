@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -211,6 +212,19 @@ class UnitOfWork:
         self.published.append(envelope)
         return envelope
 
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A savepoint: if the block raises, its changes are rolled back and the events
+        and after-commit actions it staged are dropped with them."""
+        published, actions = len(self.published), len(self._after_commit)
+        try:
+            async with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self.published[published:]
+            del self._after_commit[actions:]
+            raise
+
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the unit commits (never if it rolls back), e.g. to count a
         business metric exactly once when a handler is retried."""
@@ -224,6 +238,17 @@ class UnitOfWork:
         actions, self._after_commit = self._after_commit, []
         for action in actions:
             action()
+
+
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True when PostgreSQL aborted the transaction to resolve a conflict (a deadlock or a
+    serialization failure): running it again is the remedy."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return isinstance(exc, DBAPIError) and code in CONFLICT_SQLSTATES
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:

@@ -1,19 +1,23 @@
 """The dispatcher: hands queued deliveries to their providers; and the fallback timer.
 
-A tick claims due deliveries (``FOR UPDATE SKIP LOCKED``, so replicas share the work)
-and marks them ``sending`` with a lease, in a short transaction. The provider calls then
-run concurrently, outside any transaction, each with its own timeout. Their outcomes are
-recorded in one more transaction, each in its own savepoint. A worker that dies between
-the call and the record leaves the delivery ``sending``: when its lease ends another
-tick sends it again. That window (a crash after the provider accepted and before the
-commit) is the only way a channel can carry a message twice; e-mails resent that way
-keep the same Message-ID.
+A tick claims due deliveries of messages still pending (``FOR UPDATE SKIP LOCKED``, so
+replicas share the work) and marks them ``sending`` with a lease and a lease token, in a
+short transaction. The provider calls then run concurrently, outside any transaction,
+each with its own timeout. Their outcomes are recorded in one more transaction, each in
+its own savepoint, and only under the claim that made the call (the token).
+
+The lease outlasts the longest a tick can take. A worker that dies between the call and
+the record leaves the delivery ``sending``: when its lease ends another tick sends it
+again. A timed-out call is ambiguous too, since the provider may have accepted it, so a
+retry after a timeout can also carry the message twice. Both are at-least-once by design
+(see ADR 0006); e-mails resent that way keep the same Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -27,12 +31,12 @@ from prometheus_client import Counter, Histogram
 from notification_svc import domain, lifecycle
 from notification_svc.content import MessageContent
 from notification_svc.lifecycle import safe_reason
-from notification_svc.models import deliveries, messages
+from notification_svc.models import callbacks, deliveries, messages
 from notification_svc.policy import Policy
 from notification_svc.providers.base import OutboundMessage, ProviderError
 from notification_svc.rendering import render
 from notification_svc.runtime import Runtime
-from rn623_events.db import UnitOfWork, is_infrastructure_error
+from rn623_events.db import UnitOfWork, is_infrastructure_error, is_transaction_conflict
 from rn623_events.worker import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
@@ -49,22 +53,27 @@ QUEUE_TO_CALL = Histogram(
     ["channel"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-# Statuses that mean the provider's account or configuration is wrong, not the message:
-# another provider of the same channel may well succeed.
-_FAILOVER_CODES = frozenset({"http_401", "http_403", "provider_unavailable"})
+UNRECORDED = Counter(
+    "notification_outcomes_unrecorded_total",
+    "Provider outcomes that could not be recorded (the delivery is sent again after its lease)",
+)
+LEASE_MARGIN_SECONDS = 30.0
 
 _CLAIM = sa.text(
     """
     WITH queued AS (
-        SELECT id FROM deliveries
-        WHERE status = 'queued' AND next_attempt_at <= :now
-        ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED
+        SELECT d.id FROM deliveries d
+        WHERE d.status = 'queued' AND d.next_attempt_at <= :now
+          AND EXISTS (SELECT 1 FROM messages m WHERE m.id = d.message_id AND m.status = 'pending')
+        ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED
     ), abandoned AS (
-        SELECT id FROM deliveries
-        WHERE status = 'sending' AND lease_until < :now
-        LIMIT :limit FOR UPDATE SKIP LOCKED
+        SELECT d.id FROM deliveries d
+        WHERE d.status = 'sending' AND d.lease_until < :now
+          AND EXISTS (SELECT 1 FROM messages m WHERE m.id = d.message_id AND m.status = 'pending')
+        LIMIT :limit FOR UPDATE OF d SKIP LOCKED
     )
-    UPDATE deliveries d SET status = 'sending', lease_until = :lease
+    UPDATE deliveries d
+    SET status = 'sending', lease_until = :lease, lease_token = gen_random_uuid()
     WHERE d.id IN (SELECT id FROM queued UNION ALL SELECT id FROM abandoned)
     RETURNING d.id
     """
@@ -73,9 +82,11 @@ _CLAIM = sa.text(
 
 @dataclass
 class Outcome:
-    """What one provider call gave."""
+    """What one provider call gave, under which claim."""
 
     delivery_id: uuid.UUID
+    message_id: uuid.UUID
+    lease_token: uuid.UUID | None
     provider: str
     provider_message_id: str | None = None
     error: ProviderError | None = None
@@ -88,6 +99,18 @@ class Dispatcher:
         self.rt = rt
         self.settings = rt.settings
         self._slots = asyncio.Semaphore(self.settings.dispatch_concurrency)
+        self.lease_seconds = self._lease_seconds()
+
+    def _lease_seconds(self) -> float:
+        """The configured lease, stretched to outlast the slowest possible tick (every
+        wave of calls hitting the longest timeout), so no live send loses its claim."""
+        settings = self.settings
+        waves = math.ceil(settings.dispatch_batch_size / settings.dispatch_concurrency)
+        longest = max(
+            (settings.timeout_of(name) for name in self.rt.providers),
+            default=settings.provider_timeout_seconds,
+        )
+        return max(settings.dispatch_lease_seconds, waves * longest + LEASE_MARGIN_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until ``stop``; a full batch is followed at once by the next."""
@@ -103,7 +126,7 @@ class Dispatcher:
     async def tick(self) -> int:
         """Claim due deliveries, call their providers, record the outcomes."""
         now = self.rt.clock.now()
-        lease = now + timedelta(seconds=self.settings.dispatch_lease_seconds)
+        lease = now + timedelta(seconds=self.lease_seconds)
         async with self.rt.uow() as uow:
             claimed = (
                 (
@@ -139,73 +162,84 @@ class Dispatcher:
         return len(rows)
 
     async def _send(self, row: Any, policy: Policy) -> Outcome:
+        """Call the delivery's current provider; never raises (an adapter bug included)."""
         providers = list(row["providers"])
         index = row["provider_index"]
         name = providers[index] if index < len(providers) else ""
+        outcome = Outcome(row["id"], row["message_id"], row["lease_token"], name)
         provider = self.rt.providers.get(name)
         if provider is None or not row["recipient"]:
-            return Outcome(
-                row["id"], name, error=ProviderError("provider_unavailable", retryable=False)
-            )
-        rendered = render(MessageContent.model_validate(row["content"]))
+            outcome.error = ProviderError("provider_unavailable", retryable=False)
+            return outcome
         channel = row["channel"]
-        message = OutboundMessage(
-            delivery_id=row["id"],
-            channel=channel,
-            to=row["recipient"],
-            sender=policy.sender(channel, name),
-            text=rendered.text if channel == "email" else rendered.short_text,
-            subject=rendered.subject if channel == "email" else None,
-            html=rendered.html if channel == "email" else None,
-            template=rendered.whatsapp_template if channel == "whatsapp" else None,
-            reply_to=policy.reply_to if channel == "email" else None,
-        )
         async with self._slots:
-            QUEUE_TO_CALL.labels(channel).observe(
-                max(0.0, (self.rt.clock.now() - row["next_attempt_at"]).total_seconds())
-                if row["attempts"] == 0 and row["next_attempt_at"] is not None
-                else 0.0
-            )
             started = time.perf_counter()
             try:
+                message = self._message(row, policy, name)
+                QUEUE_TO_CALL.labels(channel).observe(
+                    max(0.0, (self.rt.clock.now() - row["next_attempt_at"]).total_seconds())
+                    if row["attempts"] == 0 and row["next_attempt_at"] is not None
+                    else 0.0
+                )
                 result = await asyncio.wait_for(
                     provider.send(message), self.settings.timeout_of(name)
                 )
             except ProviderError as exc:
-                outcome = Outcome(row["id"], name, error=exc)
+                outcome.error = exc
             except TimeoutError:
-                outcome = Outcome(row["id"], name, error=ProviderError("timeout", retryable=True))
-            except Exception as exc:  # an adapter bug must not stop the other sends
+                outcome.error = ProviderError("timeout", retryable=True)
+            except Exception as exc:  # an adapter or template bug must not stop the others
                 log.warning(
                     "provider call raised",
                     extra={"provider": name, "error_type": type(exc).__name__},
                 )
-                outcome = Outcome(
-                    row["id"], name, error=ProviderError(type(exc).__name__, retryable=True)
-                )
+                outcome.error = ProviderError(type(exc).__name__, retryable=True)
             else:
-                outcome = Outcome(row["id"], name, provider_message_id=result.provider_message_id)
+                outcome.provider_message_id = result.provider_message_id
             PROVIDER_SECONDS.labels(name).observe(time.perf_counter() - started)
         PROVIDER_CALLS.labels(
             name, channel, "ok" if outcome.error is None else outcome.error.code[:40]
         ).inc()
         return outcome
 
+    @staticmethod
+    def _message(row: Any, policy: Policy, provider: str) -> OutboundMessage:
+        """The message to hand to ``provider``, rendered from the stored content."""
+        rendered = render(MessageContent.model_validate(row["content"]))
+        channel = row["channel"]
+        email = channel == "email"
+        return OutboundMessage(
+            delivery_id=row["id"],
+            channel=channel,
+            to=row["recipient"],
+            sender=policy.sender(channel, provider),
+            text=rendered.text if email else rendered.short_text,
+            subject=rendered.subject if email else None,
+            html=rendered.html if email else None,
+            template=rendered.whatsapp_template if channel == "whatsapp" else None,
+            reply_to=policy.reply_to if email else None,
+        )
+
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
-        """Record the outcomes; a database that is down is waited for, since the calls
-        were made and forgetting them would send again."""
+        """Record the outcomes, in message order (the lock order of every transition).
+
+        A database that is down, or a transaction PostgreSQL aborted to break a conflict,
+        is retried: the calls were made, and forgetting them would send again. An outcome
+        that cannot be recorded for any other reason is skipped alone (its savepoint is
+        rolled back) and its delivery is sent again when its lease ends.
+        """
+        ordered = sorted(outcomes, key=lambda o: (o.message_id, o.delivery_id))
         delay = 0.2
         while True:
             try:
                 async with self.rt.uow() as uow:
                     policies: dict[str, Policy] = {}
-                    for outcome in outcomes:
-                        async with uow.session.begin_nested():
-                            await self._record_one(uow, outcome, policies)
+                    for outcome in ordered:
+                        await self._record_guarded(uow, outcome, policies)
                     await uow.commit()
                 return
             except Exception as exc:
-                if not is_infrastructure_error(exc):
+                if not (is_infrastructure_error(exc) or is_transaction_conflict(exc)):
                     raise
                 log.warning(
                     "cannot record provider outcomes; retrying",
@@ -214,12 +248,27 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _record_guarded(
+        self, uow: UnitOfWork, outcome: Outcome, policies: dict[str, Policy]
+    ) -> None:
+        try:
+            async with uow.savepoint():
+                await self._record_one(uow, outcome, policies)
+        except Exception as exc:
+            if is_infrastructure_error(exc) or is_transaction_conflict(exc):
+                raise
+            UNRECORDED.inc()
+            log.error(
+                "provider outcome not recorded",
+                extra={"delivery_id": str(outcome.delivery_id), "error_type": type(exc).__name__},
+            )
+
     async def _record_one(
         self, uow: UnitOfWork, outcome: Outcome, policies: dict[str, Policy]
     ) -> None:
         row = await lifecycle.delivery_for_update(uow, outcome.delivery_id)
-        if row is None or row["status"] != "sending":
-            return  # purged, or cancelled meanwhile by another channel's proof
+        if row is None or row["status"] != "sending" or row["lease_token"] != outcome.lease_token:
+            return  # purged, or claimed again by another worker after our lease ended
         ans = row["ans_registry"]
         if ans not in policies:
             policies[ans] = await self.rt.policy(uow, ans)
@@ -234,6 +283,10 @@ class Dispatcher:
                 policy=policy,
             )
             return
+        if row["message_status"] != "pending":
+            # another channel proved delivery (or the message closed) meanwhile
+            await lifecycle.cancel_delivery(uow, row, detail="message_settled")
+            return
         error = outcome.error or ProviderError("no_message_id", retryable=False)
         code = safe_reason(error.code)
         more_providers = row["provider_index"] + 1 < len(row["providers"])
@@ -247,7 +300,9 @@ class Dispatcher:
             await lifecycle.record_retry(
                 uow, row, provider=outcome.provider, code=code, delay=delay
             )
-        elif more_providers and (error.retryable or error.code in _FAILOVER_CODES):
+        elif more_providers and (
+            error.retryable or error.account_refused or error.code == "provider_unavailable"
+        ):
             await lifecycle.record_failover(uow, row, provider=outcome.provider, code=code)
         else:
             reason = "retries_exhausted" if error.retryable else "provider_rejected"
@@ -257,35 +312,36 @@ class Dispatcher:
 
 
 class FallbackTimer:
-    """Gives up channels that gave no proof of delivery before their ``fallback_at``."""
+    """Applies callbacks that arrived before their send was recorded, then gives up the
+    channels that gave no proof of delivery before their ``fallback_at``."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     async def tick(self, limit: int = 500) -> int:
-        """Fall back from every channel past its timeout; return how many."""
+        """Sweep stored callbacks, then fall back from every channel past its timeout;
+        return how many channels were given up."""
+        await self.sweep_callbacks(limit)
         async with self.rt.uow() as uow:
-            ids = (
-                (
-                    await uow.session.execute(
-                        sa.select(deliveries.c.id)
-                        .where(
-                            deliveries.c.status == "sent",
-                            deliveries.c.fallback_at.isnot(None),
-                            deliveries.c.fallback_at <= uow.clock.now(),
-                        )
-                        .order_by(deliveries.c.fallback_at)
-                        .limit(limit)
-                        .with_for_update(skip_locked=True)
+            due = (
+                await uow.session.execute(
+                    sa.select(deliveries.c.id, deliveries.c.message_id)
+                    .where(
+                        deliveries.c.status == "sent",
+                        deliveries.c.fallback_at.isnot(None),
+                        deliveries.c.fallback_at <= uow.clock.now(),
                     )
+                    .order_by(deliveries.c.fallback_at)
+                    .limit(limit)
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
+            given_up = 0
             policies: dict[str, Policy] = {}
-            for delivery_id in ids:
+            for delivery_id, _ in sorted(due, key=lambda d: (d.message_id, d.id)):
                 row = await lifecycle.delivery_for_update(uow, delivery_id)
-                if row is None:
+                if row is None or row["status"] != "sent" or row["fallback_at"] is None:
+                    continue  # proven or given up by someone else meanwhile
+                if row["fallback_at"] > uow.clock.now():
                     continue
                 ans = row["ans_registry"]
                 if ans not in policies:
@@ -293,5 +349,44 @@ class FallbackTimer:
                 await lifecycle.give_up_channel(
                     uow, row, reason="delivery_timeout", policy=policies[ans], timed_out=True
                 )
+                given_up += 1
             await uow.commit()
-        return len(ids)
+        return given_up
+
+    async def sweep_callbacks(self, limit: int = 500) -> int:
+        """Apply stored callbacks whose delivery became known after they arrived (the
+        webhook and the send's record committed at the same time)."""
+        async with self.rt.uow() as uow:
+            found = (
+                await uow.session.execute(
+                    sa.select(
+                        deliveries.c.id,
+                        deliveries.c.message_id,
+                        deliveries.c.ans_registry,
+                        callbacks.c.provider,
+                        callbacks.c.provider_message_id,
+                    )
+                    .distinct()
+                    .join(
+                        deliveries,
+                        (deliveries.c.provider == callbacks.c.provider)
+                        & (deliveries.c.provider_message_id == callbacks.c.provider_message_id),
+                    )
+                    .where(
+                        callbacks.c.applied_at.is_(None),
+                        callbacks.c.received_at >= uow.clock.now() - timedelta(days=1),
+                    )
+                    .limit(limit)
+                )
+            ).all()
+            applied = 0
+            for found_row in sorted(found, key=lambda f: (f.message_id, f.id)):
+                row = await lifecycle.delivery_for_update(uow, found_row.id)
+                if row is None:
+                    continue
+                policy = await self.rt.policy(uow, found_row.ans_registry)
+                applied += await lifecycle.apply_stored_callbacks(
+                    uow, found_row.id, found_row.provider, found_row.provider_message_id, policy
+                )
+            await uow.commit()
+        return applied

@@ -187,7 +187,20 @@ _DELIVERY_WITH_MESSAGE = sa.select(
 
 
 async def delivery_for_update(uow: UnitOfWork, delivery_id: uuid.UUID) -> dict[str, Any] | None:
-    """A delivery with its message, locked for a transition."""
+    """A delivery with its message, both locked for a transition.
+
+    Every transition locks the message first, then the delivery: the dispatcher, the
+    fallback timer, webhooks and the consumers all take them in this order, so they
+    serialize per message and never deadlock, and each sees the message's current status.
+    """
+    message_id = await uow.session.scalar(
+        sa.select(deliveries.c.message_id).where(deliveries.c.id == delivery_id)
+    )
+    if message_id is None:
+        return None
+    await uow.session.execute(
+        sa.select(messages.c.id).where(messages.c.id == message_id).with_for_update()
+    )
     row = (
         (
             await uow.session.execute(
@@ -202,6 +215,17 @@ async def delivery_for_update(uow: UnitOfWork, delivery_id: uuid.UUID) -> dict[s
     return dict(row) if row is not None else None
 
 
+async def cancel_delivery(uow: UnitOfWork, row: Mapping[str, Any], *, detail: str) -> None:
+    """Drop a delivery whose message is settled (delivered, or closed) meanwhile."""
+    now = uow.clock.now()
+    await uow.session.execute(
+        deliveries.update()
+        .where(deliveries.c.id == row["id"])
+        .values(status="cancelled", next_attempt_at=None, lease_until=None, fallback_at=None)
+    )
+    await timeline(uow, row["id"], "cancelled", now, source="dispatcher", detail=detail)
+
+
 async def record_sent(
     uow: UnitOfWork,
     row: Mapping[str, Any],
@@ -214,7 +238,12 @@ async def record_sent(
     """The provider accepted the message: record its id, start the fallback timer and
     apply any callback that arrived before this was recorded."""
     now = uow.clock.now()
-    fallback_at = now + timedelta(seconds=fallback_after) if fallback_after is not None else None
+    settled = row["message_status"] != "pending"
+    fallback_at = (
+        now + timedelta(seconds=fallback_after)
+        if fallback_after is not None and not settled
+        else None
+    )
     await uow.session.execute(
         deliveries.update()
         .where(deliveries.c.id == row["id"])
@@ -235,9 +264,21 @@ async def record_sent(
         trace_headers=row["trace_headers"],
     )
     uow.after_commit(SENT.labels(row["channel"], provider).inc)
-    if fallback_at is None and row["message_status"] == "pending":
+    if fallback_after is None and not settled:
         # no proof of delivery will ever come on this channel (e-mail): accepted is final
         await _set_message(uow, row["message_id"], status="sent", now=now)
+    await apply_stored_callbacks(uow, row["id"], provider, provider_message_id, policy)
+
+
+async def apply_stored_callbacks(
+    uow: UnitOfWork,
+    delivery_id: uuid.UUID,
+    provider: str,
+    provider_message_id: str,
+    policy: Policy,
+) -> int:
+    """Apply the callbacks stored for a delivery before it was known; return how many."""
+    now = uow.clock.now()
     pending = (
         (
             await uow.session.execute(
@@ -248,6 +289,7 @@ async def record_sent(
                     callbacks.c.applied_at.is_(None),
                 )
                 .order_by(callbacks.c.id)
+                .with_for_update(skip_locked=True)
             )
         )
         .mappings()
@@ -257,12 +299,13 @@ async def record_sent(
         update = StatusUpdate(
             provider_message_id, callback["status"], callback["at"], callback["error_code"]
         )
-        fresh = await delivery_for_update(uow, row["id"])
+        fresh = await delivery_for_update(uow, delivery_id)
         if fresh is not None:
             await apply_status(uow, fresh, update, source="webhook", policy=policy)
         await uow.session.execute(
             callbacks.update().where(callbacks.c.id == callback["id"]).values(applied_at=now)
         )
+    return len(pending)
 
 
 async def record_retry(
@@ -335,6 +378,9 @@ async def give_up_channel(
         detail=reason,
     )
     uow.after_commit(FAILED.labels(row["channel"], _reason_label(reason)).inc)
+    if row["message_status"] == "sent" and not timed_out:
+        await _fail_if_nothing_accepted(uow, row, reason, now)
+        return
     if row["message_status"] != "pending":
         return  # delivered (or closed) already: this channel's failure changes nothing
     latest = await uow.session.scalar(
@@ -344,16 +390,7 @@ async def give_up_channel(
     )
     if latest is not None and latest > row["position"]:
         # an earlier channel failing late (after its timeout): the message moved on already
-        uow.publish(
-            NotificationFailed(
-                **_event_fields(row),
-                reason=reason,
-                failed_at=now,
-                final=False,
-                next_channel=None,
-            ),
-            trace_headers=row["trace_headers"],
-        )
+        _publish_failed(uow, row, reason, now, final=False, next_channel=None)
         return
     plan = list(row["channels"])
     contacts = await contacts_of(uow, row["protocol_number"])
@@ -373,7 +410,53 @@ async def give_up_channel(
         if queued is not None:
             next_channel = plan[position]
             break
-    final = next_channel is None
+    if next_channel is not None:
+        _publish_failed(uow, row, reason, now, final=False, next_channel=next_channel)
+        return
+    # No channel left. Accepted somewhere without proof (e-mail, or a channel that timed
+    # out): the message ends "sent"; accepted nowhere: it failed.
+    accepted = await uow.session.scalar(
+        sa.select(sa.func.count()).where(
+            deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
+        )
+    )
+    await _set_message(uow, row["message_id"], status="sent" if accepted else "failed", now=now)
+    _publish_failed(uow, row, reason, now, final=True, next_channel=None)
+    if not accepted:
+        uow.after_commit(FINAL_FAILED.labels(row["purpose"]).inc)
+
+
+async def _fail_if_nothing_accepted(
+    uow: UnitOfWork, row: Mapping[str, Any], reason: str, now: datetime
+) -> None:
+    """A late failure of a message that ended "sent" without proof: when no channel
+    holds an accepted message any more, the message failed after all."""
+    accepted = await uow.session.scalar(
+        sa.select(sa.func.count()).where(
+            deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
+        )
+    )
+    if accepted:
+        _publish_failed(uow, row, reason, now, final=False, next_channel=None)
+        return
+    await uow.session.execute(
+        messages.update()
+        .where(messages.c.id == row["message_id"], messages.c.status == "sent")
+        .values(status="failed", updated_at=now)
+    )
+    _publish_failed(uow, row, reason, now, final=True, next_channel=None)
+    uow.after_commit(FINAL_FAILED.labels(row["purpose"]).inc)
+
+
+def _publish_failed(
+    uow: UnitOfWork,
+    row: Mapping[str, Any],
+    reason: str,
+    now: datetime,
+    *,
+    final: bool,
+    next_channel: str | None,
+) -> None:
     uow.publish(
         NotificationFailed(
             **_event_fields(row),
@@ -384,14 +467,6 @@ async def give_up_channel(
         ),
         trace_headers=row["trace_headers"],
     )
-    if final:
-        accepted = await uow.session.scalar(
-            sa.select(sa.func.count()).where(
-                deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
-            )
-        )
-        await _set_message(uow, row["message_id"], status="sent" if accepted else "failed", now=now)
-        uow.after_commit(FINAL_FAILED.labels(row["purpose"]).inc)
 
 
 async def apply_status(
@@ -445,8 +520,13 @@ async def _proven(uow: UnitOfWork, row: Mapping[str, Any], at: datetime, now: da
     )
     cancelled = await uow.session.execute(
         deliveries.update()
-        .where(deliveries.c.message_id == row["message_id"], deliveries.c.status == "queued")
-        .values(status="cancelled", next_attempt_at=None)
+        .where(
+            deliveries.c.message_id == row["message_id"],
+            (deliveries.c.status == "queued")
+            # a send abandoned by a dead worker: nobody will record it, nothing to resend
+            | ((deliveries.c.status == "sending") & (deliveries.c.lease_until < now)),
+        )
+        .values(status="cancelled", next_attempt_at=None, lease_until=None)
         .returning(deliveries.c.id)
     )
     for (delivery_id,) in cancelled.all():

@@ -111,6 +111,8 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TZ),
     sa.Column("lease_until", TZ),
+    # who holds the lease: a worker records an outcome only under its own claim
+    sa.Column("lease_token", UUID(as_uuid=True)),
     sa.Column("provider_message_id", sa.Text),
     sa.Column("queued_at", TZ, nullable=False),
     sa.Column("sent_at", TZ),

@@ -1,13 +1,14 @@
 """Provider callbacks: store each one, apply it to its delivery when the delivery is known.
 
 A callback can arrive before the dispatcher has recorded the provider's id (the provider
-answered, called back, and our commit came after): it is stored unapplied, and
-``lifecycle.record_sent`` applies it. Callbacks for messages we never sent (or already
-purged) are stored and never applied.
+answered, called back, and our commit came after): it is stored unapplied, and either
+``lifecycle.record_sent`` or the fallback timer's sweep applies it. Callbacks for
+messages we never sent (or already purged) are stored and never applied.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -25,22 +26,31 @@ CALLBACKS = Counter(
 
 async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUpdate]) -> int:
     """Store and apply ``updates`` from ``provider`` in one transaction; return how many
-    changed a delivery."""
+    changed a delivery. Deliveries are locked in message order, as everywhere."""
     changed = 0
     async with rt.uow() as uow:
         now = uow.clock.now()
-        for update in updates:
-            delivery_id = await uow.session.scalar(
-                sa.select(deliveries.c.id).where(
-                    deliveries.c.provider == provider,
-                    deliveries.c.provider_message_id == update.provider_message_id,
+        ids = sorted({u.provider_message_id for u in updates})
+        known: dict[str, tuple[uuid.UUID, uuid.UUID]] = {
+            row.provider_message_id: (row.message_id, row.id)
+            for row in (
+                await uow.session.execute(
+                    sa.select(
+                        deliveries.c.id, deliveries.c.message_id, deliveries.c.provider_message_id
+                    ).where(
+                        deliveries.c.provider == provider,
+                        deliveries.c.provider_message_id.in_(ids),
+                    )
                 )
-            )
-            row = (
-                await lifecycle.delivery_for_update(uow, delivery_id)
-                if delivery_id is not None
-                else None
-            )
+            ).all()
+        }
+        ordered = sorted(
+            updates,
+            key=lambda u: known.get(u.provider_message_id, (uuid.UUID(int=0), uuid.UUID(int=0))),
+        )
+        for update in ordered:
+            target = known.get(update.provider_message_id)
+            row = await lifecycle.delivery_for_update(uow, target[1]) if target else None
             applied = False
             if row is not None:
                 policy = await rt.policy(uow, row["ans_registry"])

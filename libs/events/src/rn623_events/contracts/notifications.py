@@ -89,7 +89,10 @@ class NotificationFailed(ChannelEvent):
         "retries_exhausted, no_contact.",
     )
     failed_at: AwareDatetime = Field(description="When the channel was given up.")
-    final: bool = Field(description="True when no channel is left: the message failed.")
+    final: bool = Field(
+        description="True when no channel is left to try: the message ends failed, or sent "
+        "without proof of delivery when some channel accepted it."
+    )
     next_channel: NotificationChannel | None = Field(
         default=None, description="The channel tried next, when not final."
     )

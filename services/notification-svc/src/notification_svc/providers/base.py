@@ -69,11 +69,25 @@ class ProviderError(Exception):
     personal data; ``retryable`` says whether the same call may succeed later, and
     ``retry_after`` (seconds) how soon the provider allows it (429 ``Retry-After``)."""
 
-    def __init__(self, code: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.retryable = retryable
         self.retry_after = retry_after
+        self.http_status = http_status
+
+    @property
+    def account_refused(self) -> bool:
+        """The provider refused our credentials or account (401/403): another provider
+        may well accept the same message."""
+        return self.http_status in (401, 403)
 
 
 class WebhookRejected(Exception):
@@ -104,7 +118,7 @@ class Provider(Protocol):
 
 # Helpers shared by the HTTP adapters (additions; the protocol above is unchanged).
 
-_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
@@ -147,8 +161,10 @@ def http_status_error(
     ``code`` is the provider's error code when it gave one (a short token; anything else,
     which could echo request data, is dropped), else ``http_<status>``.
     """
-    usable = provider_code is not None and _ERROR_CODE.fullmatch(provider_code) is not None
+    usable = provider_code is not None and ERROR_CODE.fullmatch(provider_code) is not None
     code = provider_code if usable and provider_code else f"http_{status}"
     if status == 429 or status >= 500:
-        return ProviderError(code, retryable=True, retry_after=parse_retry_after(retry_after))
-    return ProviderError(code, retryable=False)
+        return ProviderError(
+            code, retryable=True, retry_after=parse_retry_after(retry_after), http_status=status
+        )
+    return ProviderError(code, retryable=False, http_status=status)

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from notification_svc.providers.base import (
+    ERROR_CODE,
     ChannelName,
     DeliveryStatus,
     OutboundMessage,
@@ -124,13 +126,16 @@ class ZenviaProvider:
     def parse_webhook(
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> list[StatusUpdate]:
-        """Check the shared token (when configured) and read a ``MESSAGE_STATUS`` event."""
-        if self._webhook_token is not None:
-            given = header_value(headers, WEBHOOK_AUTH_HEADER)
-            if given is None or not hmac.compare_digest(
-                given.encode(), self._webhook_token.encode()
-            ):
-                raise WebhookRejected("zenvia webhook token missing or wrong")
+        """Check the shared token and read a ``MESSAGE_STATUS`` event.
+
+        Zenvia does not sign callbacks: without a configured token anyone could forge a
+        delivery proof, so every callback is refused until one is set.
+        """
+        if self._webhook_token is None:
+            raise WebhookRejected("no zenvia webhook token configured")
+        given = header_value(headers, WEBHOOK_AUTH_HEADER)
+        if given is None or not hmac.compare_digest(given.encode(), self._webhook_token.encode()):
+            raise WebhookRejected("zenvia webhook token missing or wrong")
         try:
             event = json.loads(body)
         except ValueError as exc:
@@ -148,7 +153,7 @@ class ZenviaProvider:
             return []
         error_code = None
         if normalized == "failed":
-            error_code = _cause_code(status) or str(status.get("code"))
+            error_code = _cause_code(status) or _code_token(status.get("code"))
         return [
             StatusUpdate(
                 provider_message_id=message_id,
@@ -172,23 +177,37 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+_REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+
+
 def _cause_code(status: Mapping[str, Any]) -> str | None:
+    """The code of a failure: the channel's error code, or the cause's reason when it is
+    an upper-case code word; never free text, which may quote the recipient."""
     causes = status.get("causes")
     if isinstance(causes, list) and causes and isinstance(causes[0], dict):
-        for key in ("channelErrorCode", "reason"):
-            value = causes[0].get(key)
-            if isinstance(value, str | int) and str(value):
-                return str(value)
+        code = causes[0].get("channelErrorCode")
+        if isinstance(code, str | int) and ERROR_CODE.fullmatch(str(code)):
+            return str(code)
+        reason = causes[0].get("reason")
+        if isinstance(reason, str) and _REASON_CODE.fullmatch(reason):
+            return reason
     return None
+
+
+def _code_token(value: object) -> str | None:
+    """A status code that is a short token, or None."""
+    text = str(value) if isinstance(value, str | int) else ""
+    return text if ERROR_CODE.fullmatch(text) else None
 
 
 def _timestamp(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 if TYPE_CHECKING:
