@@ -42,6 +42,7 @@ bench: install ## Measure the platform; prints tables and writes bench/results.j
 	$(RUN) python bench/deadlines.py
 	$(RUN) python bench/retention.py
 	$(RUN) python bench/igr.py
+	$(RUN) python bench/notifications.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

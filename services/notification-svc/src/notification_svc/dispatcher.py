@@ -223,24 +223,25 @@ class Dispatcher:
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         """Record the outcomes, in message order (the lock order of every transition).
 
-        A database that is down, or a transaction PostgreSQL aborted to break a conflict,
-        is retried: the calls were made, and forgetting them would send again. An outcome
-        that cannot be recorded for any other reason is skipped alone (its savepoint is
-        rolled back) and its delivery is sent again when its lease ends.
+        The whole batch goes in one transaction. Should one outcome fail to record, the
+        batch is recorded again with a savepoint per outcome, and that one is skipped
+        alone: its delivery is sent again when its lease ends. A database that is down,
+        or a transaction PostgreSQL aborted to break a conflict, is retried: the calls
+        were made, and forgetting them would send again.
         """
         ordered = sorted(outcomes, key=lambda o: (o.message_id, o.delivery_id))
+        guarded = False
         delay = 0.2
         while True:
             try:
-                async with self.rt.uow() as uow:
-                    policies: dict[str, Policy] = {}
-                    for outcome in ordered:
-                        await self._record_guarded(uow, outcome, policies)
-                    await uow.commit()
+                await self._record_batch(ordered, guarded=guarded)
                 return
             except Exception as exc:
                 if not (is_infrastructure_error(exc) or is_transaction_conflict(exc)):
-                    raise
+                    if guarded:
+                        raise
+                    guarded = True  # find the culprit, record the rest
+                    continue
                 log.warning(
                     "cannot record provider outcomes; retrying",
                     extra={"error_type": type(exc).__name__},
@@ -248,12 +249,31 @@ class Dispatcher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _record_batch(self, ordered: Sequence[Outcome], *, guarded: bool) -> None:
+        async with self.rt.uow() as uow:
+            await lifecycle.lock_messages(uow, [o.message_id for o in ordered])
+            waiting = await lifecycle.callbacks_waiting(
+                uow,
+                [(o.provider, o.provider_message_id) for o in ordered if o.provider_message_id],
+            )
+            policies: dict[str, Policy] = {}
+            for outcome in ordered:
+                if guarded:
+                    await self._record_guarded(uow, outcome, policies, waiting)
+                else:
+                    await self._record_one(uow, outcome, policies, waiting)
+            await uow.commit()
+
     async def _record_guarded(
-        self, uow: UnitOfWork, outcome: Outcome, policies: dict[str, Policy]
+        self,
+        uow: UnitOfWork,
+        outcome: Outcome,
+        policies: dict[str, Policy],
+        waiting: set[tuple[str, str]],
     ) -> None:
         try:
             async with uow.savepoint():
-                await self._record_one(uow, outcome, policies)
+                await self._record_one(uow, outcome, policies, waiting)
         except Exception as exc:
             if is_infrastructure_error(exc) or is_transaction_conflict(exc):
                 raise
@@ -264,9 +284,13 @@ class Dispatcher:
             )
 
     async def _record_one(
-        self, uow: UnitOfWork, outcome: Outcome, policies: dict[str, Policy]
+        self,
+        uow: UnitOfWork,
+        outcome: Outcome,
+        policies: dict[str, Policy],
+        waiting: set[tuple[str, str]],
     ) -> None:
-        row = await lifecycle.delivery_for_update(uow, outcome.delivery_id)
+        row = await lifecycle.delivery_for_update(uow, outcome.delivery_id, message_locked=True)
         if row is None or row["status"] != "sending" or row["lease_token"] != outcome.lease_token:
             return  # purged, or claimed again by another worker after our lease ended
         ans = row["ans_registry"]
@@ -281,6 +305,7 @@ class Dispatcher:
                 provider_message_id=outcome.provider_message_id,
                 fallback_after=policy.timeout(row["channel"]),
                 policy=policy,
+                callbacks_waiting=(outcome.provider, outcome.provider_message_id) in waiting,
             )
             return
         if row["message_status"] != "pending":

@@ -10,7 +10,7 @@ the message to the next channel of its plan; a proven delivery cancels what is q
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -186,21 +186,35 @@ _DELIVERY_WITH_MESSAGE = sa.select(
 ).join(messages, messages.c.id == deliveries.c.message_id)
 
 
-async def delivery_for_update(uow: UnitOfWork, delivery_id: uuid.UUID) -> dict[str, Any] | None:
+async def lock_messages(uow: UnitOfWork, message_ids: Iterable[uuid.UUID]) -> None:
+    """Lock messages, in id order (a batch's share of the lock order below)."""
+    ids = sorted(set(message_ids))
+    if ids:
+        await uow.session.execute(
+            sa.select(messages.c.id)
+            .where(messages.c.id.in_(ids))
+            .order_by(messages.c.id)
+            .with_for_update()
+        )
+
+
+async def delivery_for_update(
+    uow: UnitOfWork, delivery_id: uuid.UUID, *, message_locked: bool = False
+) -> dict[str, Any] | None:
     """A delivery with its message, both locked for a transition.
 
     Every transition locks the message first, then the delivery: the dispatcher, the
     fallback timer, webhooks and the consumers all take them in this order, so they
     serialize per message and never deadlock, and each sees the message's current status.
+    ``message_locked``: the caller holds the message's lock already (``lock_messages``).
     """
-    message_id = await uow.session.scalar(
-        sa.select(deliveries.c.message_id).where(deliveries.c.id == delivery_id)
-    )
-    if message_id is None:
-        return None
-    await uow.session.execute(
-        sa.select(messages.c.id).where(messages.c.id == message_id).with_for_update()
-    )
+    if not message_locked:
+        message_id = await uow.session.scalar(
+            sa.select(deliveries.c.message_id).where(deliveries.c.id == delivery_id)
+        )
+        if message_id is None:
+            return None
+        await lock_messages(uow, [message_id])
     row = (
         (
             await uow.session.execute(
@@ -234,9 +248,11 @@ async def record_sent(
     provider_message_id: str,
     fallback_after: float | None,
     policy: Policy,
+    callbacks_waiting: bool = True,
 ) -> None:
     """The provider accepted the message: record its id, start the fallback timer and
-    apply any callback that arrived before this was recorded."""
+    apply any callback that arrived before this was recorded (``callbacks_waiting``
+    False: the caller looked, there is none; a later one is left to the sweep)."""
     now = uow.clock.now()
     settled = row["message_status"] != "pending"
     fallback_at = (
@@ -267,7 +283,28 @@ async def record_sent(
     if fallback_after is None and not settled:
         # no proof of delivery will ever come on this channel (e-mail): accepted is final
         await _set_message(uow, row["message_id"], status="sent", now=now)
-    await apply_stored_callbacks(uow, row["id"], provider, provider_message_id, policy)
+    if callbacks_waiting:
+        await apply_stored_callbacks(uow, row["id"], provider, provider_message_id, policy)
+
+
+async def callbacks_waiting(
+    uow: UnitOfWork, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (provider, provider message id) pairs have callbacks stored unapplied."""
+    wanted = list(keys)
+    if not wanted:
+        return set()
+    rows = await uow.session.execute(
+        sa.select(callbacks.c.provider, callbacks.c.provider_message_id)
+        .distinct()
+        .where(
+            callbacks.c.applied_at.is_(None),
+            callbacks.c.provider.in_({provider for provider, _ in wanted}),
+            callbacks.c.provider_message_id.in_([pmid for _, pmid in wanted]),
+        )
+    )
+    stored = {(row.provider, row.provider_message_id) for row in rows}
+    return stored & set(wanted)
 
 
 async def apply_stored_callbacks(
@@ -277,7 +314,9 @@ async def apply_stored_callbacks(
     provider_message_id: str,
     policy: Policy,
 ) -> int:
-    """Apply the callbacks stored for a delivery before it was known; return how many."""
+    """Apply the callbacks stored for a delivery before it was known; return how many.
+
+    The caller holds the lock of the delivery's message."""
     now = uow.clock.now()
     pending = (
         (
@@ -299,7 +338,7 @@ async def apply_stored_callbacks(
         update = StatusUpdate(
             provider_message_id, callback["status"], callback["at"], callback["error_code"]
         )
-        fresh = await delivery_for_update(uow, delivery_id)
+        fresh = await delivery_for_update(uow, delivery_id, message_locked=True)
         if fresh is not None:
             await apply_status(uow, fresh, update, source="webhook", policy=policy)
         await uow.session.execute(

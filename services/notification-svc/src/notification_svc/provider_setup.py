@@ -20,28 +20,36 @@ def _secret(value: object) -> str | None:
 
 
 class Providers(dict[str, Provider]):
-    """The configured adapters by name, and the HTTP connection pool they share."""
+    """The configured adapters by name, and their HTTP connection pools."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: NotificationSettings) -> None:
         super().__init__()
-        self.client = client
+        self.settings = settings
+        self.clients: list[httpx.AsyncClient] = []
+
+    def client(self, provider: str) -> httpx.AsyncClient:
+        """A connection pool of the provider's own: httpcore scans every connection of a
+        pool on each request, so one small pool per provider costs less than a big one."""
+        size = max(4, min(self.settings.dispatch_concurrency, 32))
+        client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            timeout=self.settings.timeout_of(provider),
+        )
+        self.clients.append(client)
+        return client
 
     async def aclose(self) -> None:
-        """Close every adapter and the shared pool."""
+        """Close every adapter and the pools."""
         for provider in self.values():
             await provider.aclose()
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def build_providers(settings: NotificationSettings) -> Providers:
     """The adapters of every provider with credentials, sharing one HTTP connection pool."""
-    limits = httpx.Limits(
-        max_connections=settings.dispatch_concurrency,
-        max_keepalive_connections=settings.dispatch_concurrency,
-    )
-    client = httpx.AsyncClient(limits=limits, timeout=settings.provider_timeout_seconds)
     webhooks = settings.public_webhook_url.rstrip("/")
-    providers = Providers(client)
+    providers = Providers(settings)
     if settings.smtp_host:
         providers["smtp"] = SmtpProvider(
             host=settings.smtp_host,
@@ -59,7 +67,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             webhook_token=_secret(settings.zenvia_webhook_token),
             template_ids=settings.zenvia_template_ids,
             timeout=settings.timeout_of("zenvia"),
-            client=client,
+            client=providers.client("zenvia"),
         )
     twilio_token = _secret(settings.twilio_auth_token)
     if settings.twilio_account_sid and twilio_token:
@@ -70,7 +78,7 @@ def build_providers(settings: NotificationSettings) -> Providers:
             base_url=settings.twilio_api_url,
             content_sids=settings.twilio_content_sids,
             timeout=settings.timeout_of("twilio"),
-            client=client,
+            client=providers.client("twilio"),
         )
     meta_token = _secret(settings.meta_access_token)
     meta_secret = _secret(settings.meta_app_secret)
@@ -81,6 +89,6 @@ def build_providers(settings: NotificationSettings) -> Providers:
             base_url=settings.meta_api_url,
             api_version=settings.meta_api_version,
             timeout=settings.timeout_of("meta"),
-            client=client,
+            client=providers.client("meta"),
         )
     return providers

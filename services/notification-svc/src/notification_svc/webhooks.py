@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from prometheus_client import Counter
 
-from notification_svc import lifecycle
+from notification_svc import domain, lifecycle
 from notification_svc.models import callbacks, deliveries
 from notification_svc.providers.base import StatusUpdate
 from notification_svc.runtime import Runtime
@@ -31,12 +31,15 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
     async with rt.uow() as uow:
         now = uow.clock.now()
         ids = sorted({u.provider_message_id for u in updates})
-        known: dict[str, tuple[uuid.UUID, uuid.UUID]] = {
-            row.provider_message_id: (row.message_id, row.id)
+        found = {
+            row.provider_message_id: row
             for row in (
                 await uow.session.execute(
                     sa.select(
-                        deliveries.c.id, deliveries.c.message_id, deliveries.c.provider_message_id
+                        deliveries.c.id,
+                        deliveries.c.message_id,
+                        deliveries.c.provider_message_id,
+                        deliveries.c.status,
                     ).where(
                         deliveries.c.provider == provider,
                         deliveries.c.provider_message_id.in_(ids),
@@ -44,20 +47,29 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
                 )
             ).all()
         }
+        known = {pmid: (row.message_id, row.id) for pmid, row in found.items()}
         ordered = sorted(
             updates,
             key=lambda u: known.get(u.provider_message_id, (uuid.UUID(int=0), uuid.UUID(int=0))),
         )
         for update in ordered:
-            target = known.get(update.provider_message_id)
-            row = await lifecycle.delivery_for_update(uow, target[1]) if target else None
+            current = found.get(update.provider_message_id)
+            matched = current is not None
             applied = False
-            if row is not None:
-                policy = await rt.policy(uow, row["ans_registry"])
-                applied = await lifecycle.apply_status(
-                    uow, row, update, source="webhook", policy=policy
-                )
-                changed += int(applied)
+            # statuses only move forward: one that cannot advance now never will, so it
+            # needs no lock (most "sent" callbacks, which the dispatcher recorded already)
+            if current is not None and domain.advances(current.status, update.status):
+                row = await lifecycle.delivery_for_update(uow, current.id)
+                if row is not None:
+                    policy = (
+                        await rt.policy(uow, row["ans_registry"])
+                        if update.status == "failed"
+                        else None
+                    )
+                    applied = await lifecycle.apply_status(
+                        uow, row, update, source="webhook", policy=policy
+                    )
+                    changed += int(applied)
             await uow.session.execute(
                 callbacks.insert().values(
                     provider=provider,
@@ -66,10 +78,10 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
                     at=update.at,
                     error_code=update.error_code,
                     received_at=now,
-                    applied_at=now if row is not None else None,
+                    applied_at=now if matched else None,
                 )
             )
-            result = "applied" if applied else ("ignored" if row is not None else "unmatched")
+            result = "applied" if applied else ("ignored" if matched else "unmatched")
             uow.after_commit(CALLBACKS.labels(provider, update.status, result).inc)
         await uow.commit()
     return changed
