@@ -39,6 +39,7 @@ from notification_svc.providers.base import (
     http_status_error,
     parse_retry_after,
 )
+from notification_svc.providers.http import HttpProvider, json_object
 
 if TYPE_CHECKING:
     from notification_svc.providers.base import Provider
@@ -75,7 +76,7 @@ def verify_subscription(params: Mapping[str, str], verify_token: str) -> str | N
     return params.get("hub.challenge")
 
 
-class MetaWhatsAppProvider:
+class MetaWhatsAppProvider(HttpProvider):
     """Meta WhatsApp Cloud API (WhatsApp only)."""
 
     name: str = "meta"
@@ -95,30 +96,22 @@ class MetaWhatsAppProvider:
         self._app_secret = app_secret
         self._base_url = base_url.rstrip("/")
         self._api_version = api_version
-        self._timeout = timeout
-        self._client = client or httpx.AsyncClient()
-        self._owns_client = client is None
+        super().__init__(timeout=timeout, client=client)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Post the message; the returned ``wamid`` is the provider message id."""
         if message.channel not in self.channels:
             raise ProviderError("unsupported_channel", retryable=False)
         url = f"{self._base_url}/{self._api_version}/{message.sender}/messages"
-        try:
-            response = await self._client.post(
-                url,
-                json=_payload(message),
-                headers={
-                    "Authorization": f"Bearer {self._access_token}",
-                    "Accept": "application/json",
-                },
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderError("timeout", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("connection_error", retryable=True) from exc
-        body = _json_object(response)
+        response = await self._post(
+            url,
+            json=_payload(message),
+            headers={
+                "Authorization": f"Bearer {self._access_token}",
+                "Accept": "application/json",
+            },
+        )
+        body = json_object(response)
         if not response.is_success:
             raise _error(response, body)
         messages = body.get("messages") if body is not None else None
@@ -163,11 +156,6 @@ class MetaWhatsAppProvider:
                     if update is not None:
                         updates.append(update)
         return updates
-
-    async def aclose(self) -> None:
-        """Close the HTTP client when this adapter created it."""
-        if self._owns_client:
-            await self._client.aclose()
 
 
 def _payload(message: OutboundMessage) -> dict[str, Any]:
@@ -225,14 +213,6 @@ def _status_update(status: object) -> StatusUpdate | None:
     return StatusUpdate(
         provider_message_id=status["id"], status=normalized, at=at, error_code=error_code
     )
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 if TYPE_CHECKING:

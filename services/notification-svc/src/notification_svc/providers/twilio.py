@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
@@ -38,6 +38,7 @@ from notification_svc.providers.base import (
     header_value,
     http_status_error,
 )
+from notification_svc.providers.http import HttpProvider, json_object
 
 if TYPE_CHECKING:
     from notification_svc.providers.base import Provider
@@ -66,7 +67,7 @@ def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]
     return base64.b64encode(digest).decode()
 
 
-class TwilioProvider:
+class TwilioProvider(HttpProvider):
     """Twilio Programmable Messaging (SMS and WhatsApp)."""
 
     name: str = "twilio"
@@ -88,28 +89,20 @@ class TwilioProvider:
         self._status_callback_url = status_callback_url
         self._base_url = base_url.rstrip("/")
         self._content_sids = dict(content_sids or {})
-        self._timeout = timeout
-        self._client = client or httpx.AsyncClient()
-        self._owns_client = client is None
+        super().__init__(timeout=timeout, client=client)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Create the Message resource; its ``sid`` is the provider message id."""
         if message.channel not in self.channels:
             raise ProviderError("unsupported_channel", retryable=False)
         url = f"{self._base_url}/2010-04-01/Accounts/{self._account_sid}/Messages.json"
-        try:
-            response = await self._client.post(
-                url,
-                data=self._form(message),
-                auth=(self._account_sid, self._auth_token),
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderError("timeout", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("connection_error", retryable=True) from exc
-        body = _json_object(response)
+        response = await self._post(
+            url,
+            data=self._form(message),
+            auth=(self._account_sid, self._auth_token),
+            headers={"Accept": "application/json"},
+        )
+        body = json_object(response)
         if not response.is_success:
             code = body.get("code") if body is not None else None
             raise http_status_error(
@@ -184,11 +177,6 @@ class TwilioProvider:
             candidates += _url_variants(self._status_callback_url)
         return candidates
 
-    async def aclose(self) -> None:
-        """Close the HTTP client when this adapter created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
 
 def _whatsapp(address: str) -> str:
     return address if address.startswith("whatsapp:") else f"whatsapp:{address}"
@@ -209,14 +197,6 @@ def _url_variants(url: str) -> list[str]:
     elif parts.port == default:
         variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}")))
     return variants
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 if TYPE_CHECKING:

@@ -38,6 +38,7 @@ from notification_svc.providers.base import (
     header_value,
     http_status_error,
 )
+from notification_svc.providers.http import HttpProvider, json_object
 
 if TYPE_CHECKING:
     from notification_svc.providers.base import Provider
@@ -54,7 +55,7 @@ _STATUSES: dict[str, DeliveryStatus] = {
 }
 
 
-class ZenviaProvider:
+class ZenviaProvider(HttpProvider):
     """Zenvia API v2 (SMS and WhatsApp)."""
 
     name: str = "zenvia"
@@ -74,9 +75,7 @@ class ZenviaProvider:
         self._base_url = base_url.rstrip("/")
         self._webhook_token = webhook_token
         self._template_ids = dict(template_ids or {})
-        self._timeout = timeout
-        self._client = client or httpx.AsyncClient()
-        self._owns_client = client is None
+        super().__init__(timeout=timeout, client=client)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Post the message to Zenvia; its ``id`` is the provider message id."""
@@ -89,18 +88,12 @@ class ZenviaProvider:
             "externalId": str(message.delivery_id),
         }
         url = f"{self._base_url}/v2/channels/{message.channel}/messages"
-        try:
-            response = await self._client.post(
-                url,
-                json=payload,
-                headers={"X-API-TOKEN": self._api_token, "Accept": "application/json"},
-                timeout=self._timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderError("timeout", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("connection_error", retryable=True) from exc
-        body = _json_object(response)
+        response = await self._post(
+            url,
+            json=payload,
+            headers={"X-API-TOKEN": self._api_token, "Accept": "application/json"},
+        )
+        body = json_object(response)
         if not response.is_success:
             code = body.get("code") if body is not None else None
             raise http_status_error(
@@ -162,19 +155,6 @@ class ZenviaProvider:
                 error_code=error_code,
             )
         ]
-
-    async def aclose(self) -> None:
-        """Close the HTTP client when this adapter created it."""
-        if self._owns_client:
-            await self._client.aclose()
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 _REASON_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
