@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.dialects.postgresql import insert
 
 from notification_svc import domain
 from notification_svc.content import MessageContent
@@ -64,7 +65,7 @@ async def create_message(
     status = "pending" if plan else "unreachable"
     trace = dict(uow.cause.trace_headers) if uow.cause is not None else current_trace_headers()
     inserted = await uow.session.execute(
-        sa.dialects.postgresql.insert(messages)
+        insert(messages)
         .values(
             id=message_id,
             ans_registry=ans_registry,
@@ -115,7 +116,7 @@ async def _queue_channel(
     channel = plan[position]
     delivery_id = uuid.uuid4()
     inserted = await uow.session.execute(
-        sa.dialects.postgresql.insert(deliveries)
+        insert(deliveries)
         .values(
             id=delivery_id,
             message_id=message_id,
