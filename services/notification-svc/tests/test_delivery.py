@@ -559,3 +559,16 @@ async def test_refused_credentials_fail_over_to_the_next_provider_at_once(
         assert (await h.message(number))["deliveries"][0]["provider"] == "zenvia"
     finally:
         await providers.aclose()
+
+
+async def test_landlines_get_no_sms_and_old_mobiles_get_their_ninth_digit(h: Harness) -> None:
+    landline = protocol_number()
+    await h.handle(opened(ANS, landline, h.clock.now(), phone="+551132345678", whatsapp=None))
+    assert (await h.message(landline))["channels"] == ["email"]
+
+    old_mobile = protocol_number()
+    await h.handle(opened(ANS, old_mobile, h.clock.now(), phone=None, whatsapp="+551181234567"))
+    await h.tick()
+    await h.until_status(old_mobile, "delivered")
+    (sent,) = h.received(old_mobile, provider="meta")
+    assert sent.to in (["5511981234567"], ["+5511981234567"])

@@ -85,3 +85,18 @@ def test_each_provider_may_have_its_own_timeout() -> None:
     settings = NotificationSettings(provider_timeout_seconds=10, provider_timeouts={"smtp": 30})
     assert settings.timeout_of("smtp") == 30
     assert settings.timeout_of("meta") == 10
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+5511991234567", "+5511991234567"),
+        ("+551181234567", "+5511981234567"),  # an 8-digit mobile gets its ninth digit
+        ("+551132345678", None),  # a landline: no SMS, no WhatsApp
+        ("+351912345678", "+351912345678"),  # foreign: as given
+        ("+5500912345678", None),  # no such area code
+        (None, None),
+    ],
+)
+def test_messaging_number(raw: str | None, expected: str | None) -> None:
+    assert domain.messaging_number(raw) == expected

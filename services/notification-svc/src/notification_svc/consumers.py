@@ -110,8 +110,9 @@ class NotificationHandlers:
             "timezone": event.timezone,
             "name": b.name,
             "email": b.email,
-            "phone": b.phone,
-            "whatsapp": b.whatsapp,
+            # normalized again here: a number that SMS or WhatsApp cannot reach is dropped
+            "phone": domain.messaging_number(b.phone),
+            "whatsapp": domain.messaging_number(b.whatsapp),
             "preferred_channels": list(b.preferred_channels),
         }
         await uow.session.execute(insert(protocols).values(**values).on_conflict_do_nothing())

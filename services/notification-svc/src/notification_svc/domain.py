@@ -9,6 +9,8 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from rn623_rulebook.contact_data import InvalidField, is_mobile, normalize_phone
+
 CHANNELS = ("whatsapp", "sms", "email")
 
 # A delivery's status only moves forward: a late "sent" callback never undoes "delivered".
@@ -34,6 +36,20 @@ class Contacts:
         if channel == "whatsapp":
             return self.whatsapp or self.phone
         return None
+
+
+def messaging_number(raw: str | None) -> str | None:
+    """The number SMS and WhatsApp can reach, in E.164 with the Brazilian mobile ninth
+    digit; None for a Brazilian landline or a number that is not one."""
+    if not raw:
+        return None
+    try:
+        e164 = normalize_phone(raw)
+    except InvalidField:
+        return None
+    if e164.startswith("+55") and not is_mobile(e164):
+        return None  # a landline: no SMS, no WhatsApp
+    return e164
 
 
 def plan_channels(

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol_svc import operations as ops
 from protocol_svc import repository as repo
 from protocol_svc.answers import reanalysis_allowed
-from protocol_svc.contact_data import InvalidField, normalize_cpf
 from protocol_svc.domain import request_fingerprint
 from protocol_svc.operations import Runtime, time_zone
 from protocol_svc.schemas import (
@@ -43,6 +42,7 @@ from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
 from rn623_events.problems import ProblemError, field_problem, problem_type
+from rn623_rulebook.contact_data import InvalidField, normalize_cpf
 
 RuntimeDep = Annotated[Runtime, Depends(app_runtime)]
 AnsPath = Annotated[str, Path(pattern=ANS_PATTERN, description="ANS registration (6 digits).")]

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from protocol_svc.contact_data import normalize_cpf, normalize_email, normalize_phone
 from rn623_events.contracts.common import (
     AnswerText,
     Category,
@@ -30,6 +29,7 @@ from rn623_events.contracts.operators import (
     Modality,
     Segment,
 )
+from rn623_rulebook.contact_data import normalize_cpf, normalize_email, normalize_phone
 from rn623_rulebook.protocol_numbers import LAYOUTS
 
 ANS_PATTERN = r"^[0-9]{6}$"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from protocol_svc.contact_data import (
+from rn623_rulebook.contact_data import (
     VALID_DDDS,
     InvalidField,
     cpf_check_digits,
