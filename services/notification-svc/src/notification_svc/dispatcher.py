@@ -58,6 +58,9 @@ UNRECORDED = Counter(
     "Provider outcomes that could not be recorded (the delivery is sent again after its lease)",
 )
 LEASE_MARGIN_SECONDS = 30.0
+RECORD_CHUNK = 25  # outcomes per transaction
+SWEEP_CHUNK = 50  # deliveries whose stored callbacks are applied per transaction
+SWEEP_ROUNDS = 20  # sweep transactions per timer tick at most
 
 _CLAIM = sa.text(
     """
@@ -223,13 +226,18 @@ class Dispatcher:
     async def _record(self, outcomes: Sequence[Outcome]) -> None:
         """Record the outcomes, in message order (the lock order of every transition).
 
-        The whole batch goes in one transaction. Should one outcome fail to record, the
-        batch is recorded again with a savepoint per outcome, and that one is skipped
+        Outcomes go in transactions of ``RECORD_CHUNK`` (short, so webhooks never queue
+        long behind the message locks they hold). Should one outcome fail to record, its
+        chunk is recorded again with a savepoint per outcome, and that one is skipped
         alone: its delivery is sent again when its lease ends. A database that is down,
         or a transaction PostgreSQL aborted to break a conflict, is retried: the calls
         were made, and forgetting them would send again.
         """
         ordered = sorted(outcomes, key=lambda o: (o.message_id, o.delivery_id))
+        for start in range(0, len(ordered), RECORD_CHUNK):
+            await self._record_chunk(ordered[start : start + RECORD_CHUNK])
+
+    async def _record_chunk(self, ordered: Sequence[Outcome]) -> None:
         guarded = False
         delay = 0.2
         while True:
@@ -346,7 +354,9 @@ class FallbackTimer:
     async def tick(self, limit: int = 500) -> int:
         """Sweep stored callbacks, then fall back from every channel past its timeout;
         return how many channels were given up."""
-        await self.sweep_callbacks(limit)
+        for _ in range(SWEEP_ROUNDS):  # bounded: a locked callback is found again
+            if await self.sweep_callbacks(SWEEP_CHUNK) < SWEEP_CHUNK:
+                break
         async with self.rt.uow() as uow:
             due = (
                 await uow.session.execute(
@@ -378,9 +388,10 @@ class FallbackTimer:
             await uow.commit()
         return given_up
 
-    async def sweep_callbacks(self, limit: int = 500) -> int:
+    async def sweep_callbacks(self, limit: int = SWEEP_CHUNK) -> int:
         """Apply stored callbacks whose delivery became known after they arrived (the
-        webhook and the send's record committed at the same time)."""
+        webhook and the send's record committed at the same time); return how many
+        deliveries were looked at (``limit`` at most, in one short transaction)."""
         async with self.rt.uow() as uow:
             found = (
                 await uow.session.execute(
@@ -404,14 +415,13 @@ class FallbackTimer:
                     .limit(limit)
                 )
             ).all()
-            applied = 0
             for found_row in sorted(found, key=lambda f: (f.message_id, f.id)):
                 row = await lifecycle.delivery_for_update(uow, found_row.id)
                 if row is None:
                     continue
                 policy = await self.rt.policy(uow, found_row.ans_registry)
-                applied += await lifecycle.apply_stored_callbacks(
+                await lifecycle.apply_stored_callbacks(
                     uow, found_row.id, found_row.provider, found_row.provider_message_id, policy
                 )
             await uow.commit()
-        return applied
+        return len(found)

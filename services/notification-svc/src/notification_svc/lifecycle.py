@@ -335,16 +335,22 @@ async def apply_stored_callbacks(
         .mappings()
         .all()
     )
+    if not pending:
+        return 0
+    row = await delivery_for_update(uow, delivery_id, message_locked=True)
     for callback in pending:
+        if row is None or not domain.advances(row["status"], callback["status"]):
+            continue  # a status it is past already (most "sent" callbacks): nothing to do
         update = StatusUpdate(
             provider_message_id, callback["status"], callback["at"], callback["error_code"]
         )
-        fresh = await delivery_for_update(uow, delivery_id, message_locked=True)
-        if fresh is not None:
-            await apply_status(uow, fresh, update, source="webhook", policy=policy)
-        await uow.session.execute(
-            callbacks.update().where(callbacks.c.id == callback["id"]).values(applied_at=now)
-        )
+        await apply_status(uow, row, update, source="webhook", policy=policy)
+        row = await delivery_for_update(uow, delivery_id, message_locked=True)
+    await uow.session.execute(
+        callbacks.update()
+        .where(callbacks.c.id.in_([callback["id"] for callback in pending]))
+        .values(applied_at=now)
+    )
     return len(pending)
 
 

@@ -41,6 +41,9 @@ class CallbackDispatcher:
         self._config = config
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Bounds the callbacks in flight. Queued inside httpcore's pool instead, thousands
+        # of callbacks cost quadratic time there and time out while still waiting.
+        self._slots = asyncio.Semaphore(max(1, config.callback_concurrency))
 
     def deliver(
         self,
@@ -72,17 +75,21 @@ class CallbackDispatcher:
 
     async def _post(self, callback: Callback, record: CallbackRecord) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient()
+            size = max(1, self._config.callback_concurrency)
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            )
         attempts = max(1, self._config.callback_attempts)
         for attempt in range(1, attempts + 1):
             record.attempts = attempt
             try:
-                response = await self._client.post(
-                    callback.url,
-                    content=callback.body,
-                    headers=callback.headers,
-                    timeout=self._config.callback_timeout,
-                )
+                async with self._slots:
+                    response = await self._client.post(
+                        callback.url,
+                        content=callback.body,
+                        headers=callback.headers,
+                        timeout=self._config.callback_timeout,
+                    )
             except httpx.HTTPError as exc:
                 record.http_status = None
                 logger.debug("callback attempt %d failed: %s", attempt, type(exc).__name__)

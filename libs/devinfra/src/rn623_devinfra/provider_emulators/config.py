@@ -53,6 +53,8 @@ class EmulatorConfig:
     """First wait between callback attempts (doubles each time, at most 2 s)."""
     callback_timeout: float = 5.0
     """Timeout of one callback POST."""
+    callback_concurrency: int = 16
+    """Callback POSTs in flight at once; the others wait their turn."""
 
 
 def require_loopback(host: str) -> str:
