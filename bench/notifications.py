@@ -94,16 +94,10 @@ from rn623_devinfra.migrations import migrate
 from rn623_devinfra.ports import free_port
 from rn623_devinfra.postgres import EmbeddedPostgres
 from rn623_devinfra.provider_emulators import (
-    DEV_META_ACCESS_TOKEN,
-    DEV_META_APP_SECRET,
-    DEV_META_PHONE_NUMBER_ID,
-    DEV_TWILIO_ACCOUNT_SID,
-    DEV_TWILIO_AUTH_TOKEN,
-    DEV_ZENVIA_API_TOKEN,
-    DEV_ZENVIA_WEBHOOK_TOKEN,
     EmulatorConfig,
     ReceivedMessage,
     RunningEmulators,
+    notification_settings,
     running_emulators,
 )
 from rn623_devinfra.provider_emulators.serving import serve_asgi
@@ -408,21 +402,10 @@ def service_settings(
         "kafka": KafkaSettings(bootstrap_servers=f"{HOST}:1"),
         "auth": AuthSettings(secret=SECRET),
         "telemetry": TelemetrySettings(log_level="WARNING"),
-        "public_webhook_url": f"http://{HOST}:{api_port}/v1/webhooks",
-        "smtp_host": HOST,
-        "smtp_port": emu.smtp_port,
-        "smtp_starttls": "off",
-        "zenvia_api_url": f"{emu.http_url}/zenvia",
-        "zenvia_api_token": DEV_ZENVIA_API_TOKEN,
-        "zenvia_webhook_token": DEV_ZENVIA_WEBHOOK_TOKEN,
-        "twilio_api_url": f"{emu.http_url}/twilio",
-        "twilio_account_sid": DEV_TWILIO_ACCOUNT_SID,
-        "twilio_auth_token": DEV_TWILIO_AUTH_TOKEN,
-        "meta_api_url": f"{emu.http_url}/meta",
-        "meta_access_token": DEV_META_ACCESS_TOKEN,
-        "meta_app_secret": DEV_META_APP_SECRET,
+        **notification_settings(
+            emu.http_url, HOST, emu.smtp_port, f"http://{HOST}:{api_port}/v1/webhooks"
+        ),
         "meta_verify_token": "bench-meta-verify-token",
-        "meta_phone_number_id": DEV_META_PHONE_NUMBER_ID,
     }
     if args.dispatch_batch is not None:
         fields["dispatch_batch_size"] = args.dispatch_batch

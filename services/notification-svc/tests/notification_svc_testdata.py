@@ -11,15 +11,7 @@ from zoneinfo import ZoneInfo
 
 from notification_svc.settings import NotificationSettings
 from rn623_devinfra import migrations
-from rn623_devinfra.provider_emulators import (
-    DEV_META_ACCESS_TOKEN,
-    DEV_META_APP_SECRET,
-    DEV_META_PHONE_NUMBER_ID,
-    DEV_TWILIO_ACCOUNT_SID,
-    DEV_TWILIO_AUTH_TOKEN,
-    DEV_ZENVIA_API_TOKEN,
-    DEV_ZENVIA_WEBHOOK_TOKEN,
-)
+from rn623_devinfra.provider_emulators import notification_settings
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import (
     Beneficiary,
@@ -134,21 +126,10 @@ def service_settings(
         "database_url": database_url,
         "kafka": KafkaSettings(bootstrap_servers="127.0.0.1:1"),
         "auth": AuthSettings(secret=SECRET),
-        "public_webhook_url": f"http://127.0.0.1:{api_port}/v1/webhooks",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": emu.smtp_port,
-        "smtp_starttls": "off",
-        "zenvia_api_url": f"{emu.http_url}/zenvia",
-        "zenvia_api_token": DEV_ZENVIA_API_TOKEN,
-        "zenvia_webhook_token": DEV_ZENVIA_WEBHOOK_TOKEN,
-        "twilio_api_url": f"{emu.http_url}/twilio",
-        "twilio_account_sid": DEV_TWILIO_ACCOUNT_SID,
-        "twilio_auth_token": DEV_TWILIO_AUTH_TOKEN,
-        "meta_api_url": f"{emu.http_url}/meta",
-        "meta_access_token": DEV_META_ACCESS_TOKEN,
-        "meta_app_secret": DEV_META_APP_SECRET,
+        **notification_settings(
+            emu.http_url, "127.0.0.1", emu.smtp_port, f"http://127.0.0.1:{api_port}/v1/webhooks"
+        ),
         "meta_verify_token": "dev-meta-verify-token",
-        "meta_phone_number_id": DEV_META_PHONE_NUMBER_ID,
         "provider_timeout_seconds": 2.0,
         "retry_backoff_initial_seconds": 1.0,
         "retry_backoff_max_seconds": 8.0,

@@ -461,11 +461,7 @@ async def give_up_channel(
         return
     # No channel left. Accepted somewhere without proof (e-mail, or a channel that timed
     # out): the message ends "sent"; accepted nowhere: it failed.
-    accepted = await uow.session.scalar(
-        sa.select(sa.func.count()).where(
-            deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
-        )
-    )
+    accepted = await _accepted_somewhere(uow, row["message_id"])
     await _set_message(uow, row["message_id"], status="sent" if accepted else "failed", now=now)
     _publish_failed(uow, row, reason, now, final=True, next_channel=None)
     if not accepted:
@@ -477,11 +473,7 @@ async def _fail_if_nothing_accepted(
 ) -> None:
     """A late failure of a message that ended "sent" without proof: when no channel
     holds an accepted message any more, the message failed after all."""
-    accepted = await uow.session.scalar(
-        sa.select(sa.func.count()).where(
-            deliveries.c.message_id == row["message_id"], deliveries.c.status == "sent"
-        )
-    )
+    accepted = await _accepted_somewhere(uow, row["message_id"])
     if accepted:
         _publish_failed(uow, row, reason, now, final=False, next_channel=None)
         return
@@ -492,6 +484,16 @@ async def _fail_if_nothing_accepted(
     )
     _publish_failed(uow, row, reason, now, final=True, next_channel=None)
     uow.after_commit(FINAL_FAILED.labels(row["purpose"]).inc)
+
+
+async def _accepted_somewhere(uow: UnitOfWork, message_id: uuid.UUID) -> bool:
+    """Whether a channel of the message holds it accepted, without proof (status sent)."""
+    found = await uow.session.scalar(
+        sa.select(sa.func.count()).where(
+            deliveries.c.message_id == message_id, deliveries.c.status == "sent"
+        )
+    )
+    return bool(found)
 
 
 def _publish_failed(

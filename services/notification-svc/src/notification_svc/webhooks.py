@@ -47,11 +47,13 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
                 )
             ).all()
         }
-        known = {pmid: (row.message_id, row.id) for pmid, row in found.items()}
-        ordered = sorted(
-            updates,
-            key=lambda u: known.get(u.provider_message_id, (uuid.UUID(int=0), uuid.UUID(int=0))),
-        )
+        unknown = (uuid.UUID(int=0), uuid.UUID(int=0))
+
+        def lock_order(update: StatusUpdate) -> tuple[uuid.UUID, uuid.UUID]:
+            row = found.get(update.provider_message_id)
+            return (row.message_id, row.id) if row is not None else unknown
+
+        ordered = sorted(updates, key=lock_order)
         for update in ordered:
             current = found.get(update.provider_message_id)
             matched = current is not None

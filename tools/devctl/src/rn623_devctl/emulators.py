@@ -13,17 +13,7 @@ from pathlib import Path
 
 from rn623_devctl.processes import ManagedProcess
 from rn623_devinfra.ports import LOCALHOST
-from rn623_devinfra.provider_emulators import (
-    DEV_HTTP_PORT,
-    DEV_META_ACCESS_TOKEN,
-    DEV_META_APP_SECRET,
-    DEV_META_PHONE_NUMBER_ID,
-    DEV_SMTP_PORT,
-    DEV_TWILIO_ACCOUNT_SID,
-    DEV_TWILIO_AUTH_TOKEN,
-    DEV_ZENVIA_API_TOKEN,
-    DEV_ZENVIA_WEBHOOK_TOKEN,
-)
+from rn623_devinfra.provider_emulators import DEV_HTTP_PORT, DEV_SMTP_PORT, notification_settings
 
 NOTIFICATION_SERVICE = "notification-svc"
 
@@ -54,21 +44,5 @@ def emulator_process(cwd: Path, log_path: Path, webhooks: str) -> ManagedProcess
 def notification_env(webhooks: str) -> dict[str, str]:
     """notification-svc's provider settings for the emulators (unset variables only)."""
     http, smtp = emulator_ports()
-    base = f"http://{LOCALHOST}:{http}"
-    defaults = {
-        "PUBLIC_WEBHOOK_URL": webhooks,
-        "SMTP_HOST": LOCALHOST,
-        "SMTP_PORT": str(smtp),
-        "SMTP_STARTTLS": "off",
-        "ZENVIA_API_URL": f"{base}/zenvia",
-        "ZENVIA_API_TOKEN": DEV_ZENVIA_API_TOKEN,
-        "ZENVIA_WEBHOOK_TOKEN": DEV_ZENVIA_WEBHOOK_TOKEN,
-        "TWILIO_API_URL": f"{base}/twilio",
-        "TWILIO_ACCOUNT_SID": DEV_TWILIO_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": DEV_TWILIO_AUTH_TOKEN,
-        "META_API_URL": f"{base}/meta",
-        "META_ACCESS_TOKEN": DEV_META_ACCESS_TOKEN,
-        "META_APP_SECRET": DEV_META_APP_SECRET,
-        "META_PHONE_NUMBER_ID": DEV_META_PHONE_NUMBER_ID,
-    }
-    return {k: v for k, v in defaults.items() if not os.environ.get(k)}
+    settings = notification_settings(f"http://{LOCALHOST}:{http}", LOCALHOST, smtp, webhooks)
+    return {k.upper(): v for k, v in settings.items() if not os.environ.get(k.upper())}

@@ -30,6 +30,7 @@ from rn623_devinfra.provider_emulators.config import (
     DEV_ZENVIA_API_TOKEN,
     DEV_ZENVIA_WEBHOOK_TOKEN,
     EmulatorConfig,
+    notification_settings,
 )
 from rn623_devinfra.provider_emulators.receiver import (
     CallbackReceiver,
@@ -70,6 +71,7 @@ __all__ = [
     "ReceivedRequest",
     "RunningEmulators",
     "create_app",
+    "notification_settings",
     "running_callback_receiver",
     "running_emulators",
 ]

@@ -66,3 +66,27 @@ def require_loopback(host: str) -> str:
     if not loopback:
         raise ValueError(f"the provider emulators bind loopback addresses only, not {host!r}")
     return host
+
+
+def notification_settings(
+    http_url: str, smtp_host: str, smtp_port: int, webhooks: str
+) -> dict[str, str]:
+    """notification-svc's settings (field names; upper-case them for the environment)
+    that point every provider at emulators serving ``http_url`` and ``smtp_port`` with the
+    dev credentials, with callbacks signed for ``webhooks`` (its ``/v1/webhooks`` URL)."""
+    return {
+        "public_webhook_url": webhooks,
+        "smtp_host": smtp_host,
+        "smtp_port": str(smtp_port),
+        "smtp_starttls": "off",
+        "zenvia_api_url": f"{http_url}/zenvia",
+        "zenvia_api_token": DEV_ZENVIA_API_TOKEN,
+        "zenvia_webhook_token": DEV_ZENVIA_WEBHOOK_TOKEN,
+        "twilio_api_url": f"{http_url}/twilio",
+        "twilio_account_sid": DEV_TWILIO_ACCOUNT_SID,
+        "twilio_auth_token": DEV_TWILIO_AUTH_TOKEN,
+        "meta_api_url": f"{http_url}/meta",
+        "meta_access_token": DEV_META_ACCESS_TOKEN,
+        "meta_app_secret": DEV_META_APP_SECRET,
+        "meta_phone_number_id": DEV_META_PHONE_NUMBER_ID,
+    }
