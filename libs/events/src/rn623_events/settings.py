@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
@@ -86,6 +87,9 @@ class ServiceSettings(BaseSettings):
     service_name: str = "rn623"
     # Shifts the service's clock (end-to-end runs test deadlines days ahead); 0 in production.
     clock_offset_seconds: float = 0.0
+    # A file holding more seconds of offset, re-read while running (the end-to-end suite
+    # moves every service's clock at once); unset in production.
+    clock_offset_file: Path | None = None
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
     # The worker's /livez, /readyz and /metrics (WORKER_PORT; off when unset). Containers
@@ -97,5 +101,5 @@ class ServiceSettings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def make_clock(self) -> SystemClock:
-        """The service's clock: the system clock shifted by ``clock_offset_seconds``."""
-        return SystemClock(timedelta(seconds=self.clock_offset_seconds))
+        """The service's clock: the system clock shifted by the configured offset and file."""
+        return SystemClock(timedelta(seconds=self.clock_offset_seconds), self.clock_offset_file)
