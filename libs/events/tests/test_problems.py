@@ -12,6 +12,7 @@ from fastapi import FastAPI, Query
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from rn623_events.problems import ProblemError, install_problem_handlers, problem_type
 
@@ -43,6 +44,14 @@ class OpenProtocol(BaseModel):
     beneficiary: Beneficiary
 
 
+class _DriverError(Exception):
+    """A driver error as SQLAlchemy's asyncpg adapter wraps it (with its SQLSTATE)."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"invalid byte sequence near {NAME}")
+        self.sqlstate = sqlstate
+
+
 def _app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
@@ -64,6 +73,14 @@ def _app() -> FastAPI:
     @app.get("/v1/crash")
     async def crash() -> None:
         raise RuntimeError(f"duplicate key cpf={CPF} name={NAME}")
+
+    @app.get("/v1/database-down")
+    async def database_down() -> None:
+        raise OperationalError("SELECT 1", (), ConnectionRefusedError("refused"))
+
+    @app.get("/v1/database/{sqlstate}")
+    async def database_error(sqlstate: str) -> None:
+        raise DBAPIError("INSERT INTO t VALUES ($1)", (NAME,), _DriverError(sqlstate))
 
     return app
 
@@ -166,3 +183,27 @@ async def test_unhandled_exception_is_a_generic_500(
     assert ours[0].exception_type == "RuntimeError"  # type: ignore[attr-defined]
     assert ours[0].exc_info is None
     assert NAME not in caplog.text
+
+
+@pytest.mark.parametrize("sqlstate", ["22021", "22P05"])
+async def test_text_the_database_cannot_store_is_a_422(sqlstate: str) -> None:
+    # handled, not re-raised to the server (which would log a crash and drop the connection)
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        body = _assert_problem(await client.get(f"/v1/database/{sqlstate}"), 422)
+    assert body["type"] == "urn:rn623:problem:validation"
+    assert body["errors"] == [
+        {
+            "field": "request",
+            "message": "holds a NUL character, which cannot be stored",
+            "type": "nul_character",
+        }
+    ]
+    assert NAME not in str(body)
+
+
+async def test_other_database_errors_stay_500_or_503(client: httpx.AsyncClient) -> None:
+    _assert_problem(await client.get("/v1/database/23505"), 500)
+    down = await client.get("/v1/database-down")
+    assert _assert_problem(down, 503)["type"] == "urn:rn623:problem:unavailable"
+    assert down.headers["retry-after"] == "1"

@@ -151,6 +151,31 @@ async def test_bad_input_names_the_field_and_never_echoes_personal_data(
     assert unknown.json()["errors"][0]["field"] == "body.operator"
 
 
+async def test_a_nul_character_in_any_text_is_a_422_and_stores_nothing(
+    app_client: httpx.AsyncClient, token: Headers
+) -> None:
+    """PostgreSQL cannot store NUL: found by schemathesis as a 500 (the e2e security run)."""
+    await register(app_client, token, OPERATOR_A)
+    listed = await app_client.get("/v1/protocols", params={"operator": OPERATOR_A}, headers=token())
+    before = len(listed.json()["items"])
+    for extra in (
+        {"beneficiary": {**BENEFICIARY, "name": "Maria\u0000Silva"}},
+        {"contact_id": "call\u00001"},
+        {"demand": {"demand_type": "assistance", "description": "exame\u0000"}},
+    ):
+        response = await open_protocol(app_client, token(), **extra)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["errors"][0]["type"] == "nul_character"
+        assert "Maria" not in response.text
+    renamed = await app_client.put(
+        f"/v1/operators/{OPERATOR_A}", json={**OPERATOR_BODY, "name": "Op\u0000"}, headers=token()
+    )
+    assert renamed.status_code == 422, renamed.text
+    listed = await app_client.get("/v1/protocols", params={"operator": OPERATOR_A}, headers=token())
+    assert len(listed.json()["items"]) == before
+
+
 async def test_an_exhausted_daily_sequence_is_a_clear_error_not_a_wrap(
     app_client: httpx.AsyncClient, token: Headers, migrated_database: str
 ) -> None:

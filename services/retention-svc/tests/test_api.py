@@ -299,6 +299,28 @@ async def test_a_bad_hold_is_a_problem_naming_the_field(
     assert CPF not in response.text
 
 
+async def test_a_nul_character_in_a_reason_is_a_422_not_a_crash(
+    app_client: httpx.AsyncClient, token: Headers
+) -> None:
+    """PostgreSQL cannot store NUL: found by schemathesis as a 500 (the e2e security run)."""
+    refused = await post(
+        app_client,
+        "/v1/legal-holds",
+        token(),
+        operator=OPERATOR_A,
+        scope="operator",
+        reason="a\x00",
+    )
+    assert_field_problem(refused, "request")
+    hold = await place(app_client, token(), scope="operator")
+    released = await app_client.delete(
+        f"/v1/legal-holds/{hold['id']}", params={"reason": "fim\x00"}, headers=token()
+    )
+    assert_field_problem(released, "request")
+    still = await get_json(app_client, f"/v1/legal-holds/{hold['id']}", token())
+    assert still["active"] is True
+
+
 async def test_holds_and_access_requests_refuse_another_operators_protocol(
     app_client: httpx.AsyncClient, token: Headers, runtime: Runtime
 ) -> None:

@@ -241,14 +241,29 @@ class UnitOfWork:
 
 
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# Text PostgreSQL cannot store: a NUL character in a text column (22021) or in jsonb (22P05).
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through SQLAlchemy, else None."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 def is_transaction_conflict(exc: BaseException) -> bool:
     """True when PostgreSQL aborted the transaction to resolve a conflict (a deadlock or a
     serialization failure): running it again is the remedy."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return isinstance(exc, DBAPIError) and code in CONFLICT_SQLSTATES
+    return _sqlstate(exc) in CONFLICT_SQLSTATES
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """True when PostgreSQL refused a value because text holds a character it cannot store
+    (NUL): the request's data is at fault, not the database."""
+    return _sqlstate(exc) in UNSTORABLE_TEXT_SQLSTATES
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:

@@ -14,6 +14,7 @@ from rn623_events.clock import Clock, SystemClock
 from rn623_events.health import Check, health_router
 from rn623_events.logs import configure_logging
 from rn623_events.metrics import MetricsMiddleware, metrics_app
+from rn623_events.openapi import problem_openapi
 from rn623_events.problems import install_problem_handlers
 from rn623_events.settings import ServiceSettings
 from rn623_events.telemetry import configure_telemetry, instrument_app
@@ -61,6 +62,8 @@ def create_service_app(
         # the Prometheus metrics, and costs CPU on every request even with nothing exported.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
+    # The document shows errors as they are sent: problem+json, 401/403 when secured.
+    app.openapi = problem_openapi(app.openapi)  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.clock = clock or settings.make_clock()
     # Token lifetimes are security, not business time: they are checked against the real

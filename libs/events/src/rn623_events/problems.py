@@ -11,9 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from rn623_events.db import is_infrastructure_error
+from rn623_events.db import is_infrastructure_error, is_unstorable_text
 from rn623_events.logs import redact_text
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -130,6 +131,18 @@ async def _http_exception_handler(request: Request, exc: Exception) -> ProblemRe
     return problem.to_response()
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> ProblemResponse:
+    """A 422 when the request's text holds a NUL character, which PostgreSQL cannot store
+    (any text field, query parameter or header may carry one; the transaction was rolled
+    back, so nothing was stored); any other database error goes on to the 500/503 handler."""
+    if not is_unstorable_text(exc):
+        raise exc
+    _logger.info("request refused: text holds a NUL character")
+    return field_problem(
+        "request", "holds a NUL character, which cannot be stored", "nul_character"
+    ).to_response()
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> ProblemResponse:
     if is_infrastructure_error(exc):
         _logger.warning("database unavailable", extra={"exception_type": type(exc).__name__})
@@ -155,6 +168,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(HTTPException, _http_exception_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
 
 

@@ -43,6 +43,7 @@ from rn623_events.contracts.deadlines import DeadlineKind
 from rn623_events.contracts.operators import UF, BrazilTimeZone
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
+from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem
 from rn623_rulebook import BusinessCalendar, CalendarSpec, calendar_for, load_ruleset
 from rn623_rulebook.calendars import DEFAULT_TIMEZONE, MAX_YEAR, MIN_YEAR
@@ -120,7 +121,12 @@ async def list_deadlines(
     )
 
 
-@router.get("/deadlines/{deadline_id}", response_model=DeadlineOut, tags=["deadlines"])
+@router.get(
+    "/deadlines/{deadline_id}",
+    response_model=DeadlineOut,
+    tags=["deadlines"],
+    responses=problem_responses(404),
+)
 async def get_deadline(deadline_id: uuid.UUID, rt: RuntimeDep, principal: Reader) -> DeadlineOut:
     """One deadline (404 when unknown or of an operator the caller may not act for)."""
     async with rt.sessions() as session:
@@ -232,6 +238,7 @@ async def get_rules(
     "/operators/{ans_registry}/recompute",
     response_model=RecomputeOut,
     tags=["deadlines"],
+    responses=problem_responses(404),
 )
 async def recompute_deadlines(
     ans_registry: Annotated[str, Path(pattern=ANS_PATTERN)],

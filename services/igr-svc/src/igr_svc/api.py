@@ -3,10 +3,12 @@ file), the IGR individual, an operator's IGR per quarter and its history, the ra
 export in the regulator's layout, the ouvidoria's indicators, and closing a quarter.
 
 Scopes: ``igr:read`` to read, ``igr:write`` to store beneficiary counts, IGR individual
-figures and imports, ``admin`` to close a quarter (``admin`` grants every scope). A caller
-only sees the operators it may act for: naming another one is refused (403), except for an
-operator's IGR and history, where unknown and hidden operators alike are 404; rankings and
-exports list only visible operators. IGR values travel as exact decimal strings.
+figures and imports, ``admin`` to close a quarter (``admin`` grants every scope). Closing a
+quarter and importing the open data change every operator's figures, so both need a token
+for every operator. A caller only sees the operators it may act for: naming another one is
+refused (403), except for an operator's IGR and history, where unknown and hidden operators
+alike are 404; rankings and exports list only visible operators. IGR values travel as exact
+decimal strings.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from rn623_events.contracts.common import REANALYSIS_OUTCOMES, ComplaintSource, 
 from rn623_events.contracts.deadlines import DeadlineKind
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
+from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem, problem_type
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,7 @@ router = APIRouter(prefix="/v1")
     "/operators/{ans_registry}/beneficiaries/{month}",
     response_model=BeneficiariesOut,
     tags=["beneficiaries"],
+    responses={409: {"description": "The month's quarter is closed: its counts are frozen."}},
 )
 async def put_beneficiaries(
     ans_registry: AnsPath,
@@ -462,7 +466,12 @@ async def export(
 # ---- an operator's IGR ---------------------------------------------------------------------
 
 
-@router.get("/igr/{ans_registry}", response_model=IgrOut, tags=["igr"])
+@router.get(
+    "/igr/{ans_registry}",
+    response_model=IgrOut,
+    tags=["igr"],
+    responses=problem_responses(404),
+)
 async def get_igr(
     ans_registry: AnsPath, rt: RuntimeDep, principal: Reader, quarter: QuarterQuery = None
 ) -> IgrOut:
@@ -523,7 +532,12 @@ async def get_igr(
     )
 
 
-@router.get("/igr/{ans_registry}/history", response_model=HistoryOut, tags=["igr"])
+@router.get(
+    "/igr/{ans_registry}/history",
+    response_model=HistoryOut,
+    tags=["igr"],
+    responses=problem_responses(404),
+)
 async def history(
     ans_registry: AnsPath,
     rt: RuntimeDep,
@@ -576,7 +590,12 @@ async def history(
 # ---- indicators ----------------------------------------------------------------------------
 
 
-@router.get("/indicators/{ans_registry}", response_model=IndicatorsOut, tags=["indicators"])
+@router.get(
+    "/indicators/{ans_registry}",
+    response_model=IndicatorsOut,
+    tags=["indicators"],
+    responses=problem_responses(404),
+)
 async def get_indicators(
     ans_registry: AnsPath, rt: RuntimeDep, principal: Reader, quarter: QuarterQuery = None
 ) -> IndicatorsOut:
@@ -603,7 +622,15 @@ async def get_indicators(
 )
 async def close_quarter(quarter: QuarterPath, rt: RuntimeDep, principal: Admin) -> CloseOut:
     """Close a quarter that has ended, for every operator: freeze its figures and publish
-    ``igr.computed``; later complaints become revisions."""
+    ``igr.computed``; later complaints become revisions. It changes every operator's data,
+    so it needs a token for every operator."""
+    if not principal.all_operators:
+        raise ProblemError(
+            403,
+            "Forbidden",
+            "Closing a quarter needs a token for every operator.",
+            problem_type("operator-forbidden"),
+        )
     today = rt.clock.now().astimezone(domain.BRASILIA).date()
     if domain.quarter_end(quarter) >= today:
         raise ProblemError(

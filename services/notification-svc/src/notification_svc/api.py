@@ -36,6 +36,7 @@ from rn623_events.auth import ADMIN_SCOPE, Principal, ensure_operator, require_s
 from rn623_events.contracts.notifications import NotificationPurpose, ProviderName
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
+from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, problem_type
 
 READ_SCOPE = "notifications:read"
@@ -99,7 +100,10 @@ async def list_notifications(
 
 
 @router.get(
-    "/notifications/{notification_id}", response_model=NotificationOut, tags=["notifications"]
+    "/notifications/{notification_id}",
+    response_model=NotificationOut,
+    tags=["notifications"],
+    responses=problem_responses(404),
 )
 async def get_notification(
     notification_id: uuid.UUID, rt: RuntimeDep, principal: Reader
@@ -260,6 +264,7 @@ async def put_profile(
     "/operators/{ans_registry}/notification-profile",
     response_model=ProfileOut,
     tags=["profiles"],
+    responses=problem_responses(404),
 )
 async def get_profile(ans_registry: Operator, rt: RuntimeDep, principal: Reader) -> ProfileOut:
     """An operator's profile (404 when it has none: the defaults apply)."""
@@ -287,7 +292,15 @@ async def get_profile(ans_registry: Operator, rt: RuntimeDep, principal: Reader)
 # ---- provider callbacks ------------------------------------------------------------------
 
 
-@router.post("/webhooks/{provider}", status_code=204, tags=["webhooks"])
+@router.post(
+    "/webhooks/{provider}",
+    status_code=204,
+    tags=["webhooks"],
+    responses={
+        401: {"description": "The signature or token of the callback is not accepted."},
+        404: {"description": "This provider is not configured."},
+    },
+)
 async def provider_callback(provider: ProviderName, request: Request, rt: RuntimeDep) -> None:
     """A provider's delivery-status callback, verified by its signature or token.
 
@@ -311,7 +324,12 @@ async def provider_callback(provider: ProviderName, request: Request, rt: Runtim
     await webhooks.apply_callbacks(rt, provider, updates)
 
 
-@router.get("/webhooks/meta", response_class=PlainTextResponse, tags=["webhooks"])
+@router.get(
+    "/webhooks/meta",
+    response_class=PlainTextResponse,
+    tags=["webhooks"],
+    responses={403: {"description": "The verify token does not match."}},
+)
 async def meta_subscription(request: Request, rt: RuntimeDep) -> str:
     """Meta's subscription handshake: echo ``hub.challenge`` when the verify token matches."""
     token = rt.settings.meta_verify_token

@@ -41,6 +41,7 @@ from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
+from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem, problem_type
 from rn623_rulebook.contact_data import InvalidField, normalize_cpf
 
@@ -107,7 +108,12 @@ async def put_operator(
     return OperatorOut.model_validate(values)
 
 
-@router.get("/operators/{ans_registry}", response_model=OperatorOut, tags=["operators"])
+@router.get(
+    "/operators/{ans_registry}",
+    response_model=OperatorOut,
+    tags=["operators"],
+    responses=problem_responses(404),
+)
 async def get_operator(
     ans_registry: AnsPath,
     rt: RuntimeDep,
@@ -130,7 +136,10 @@ async def get_operator(
     status_code=201,
     response_model=ProtocolCreated,
     tags=["protocols"],
-    responses={200: {"model": ProtocolCreated, "description": "A retry: the same protocol."}},
+    responses={
+        200: {"model": ProtocolCreated, "description": "A retry: the same protocol."},
+        **problem_responses(409),
+    },
 )
 async def open_protocol(
     body: ProtocolIn,
@@ -248,7 +257,12 @@ async def list_protocols(
     )
 
 
-@router.get("/protocols/{number}", response_model=ProtocolOut, tags=["protocols"])
+@router.get(
+    "/protocols/{number}",
+    response_model=ProtocolOut,
+    tags=["protocols"],
+    responses=problem_responses(404),
+)
 async def get_protocol(
     number: NumberPath,
     rt: RuntimeDep,
@@ -284,7 +298,11 @@ async def get_protocol(
 
 
 @router.post(
-    "/protocols/{number}/demands", status_code=201, response_model=DemandOut, tags=["demands"]
+    "/protocols/{number}/demands",
+    status_code=201,
+    response_model=DemandOut,
+    tags=["demands"],
+    responses=problem_responses(404),
 )
 async def register_demand(
     number: NumberPath,
@@ -308,6 +326,7 @@ async def register_demand(
     status_code=201,
     response_model=AnswerOut,
     tags=["demands"],
+    responses=problem_responses(404, 409),
 )
 async def answer_demand(
     number: NumberPath,
@@ -340,6 +359,7 @@ async def answer_demand(
     status_code=201,
     response_model=DemandOut,
     tags=["demands"],
+    responses=problem_responses(404, 409),
 )
 async def request_reanalysis(
     number: NumberPath,
@@ -370,6 +390,7 @@ async def request_reanalysis(
     status_code=201,
     response_model=InteractionOut,
     tags=["interactions"],
+    responses=problem_responses(404),
 )
 async def record_interaction(
     number: NumberPath,
@@ -386,7 +407,13 @@ async def record_interaction(
     return _interaction_out(interaction, time_zone(protocol["timezone"]))
 
 
-@router.post("/complaints", status_code=201, response_model=ComplaintOut, tags=["complaints"])
+@router.post(
+    "/complaints",
+    status_code=201,
+    response_model=ComplaintOut,
+    tags=["complaints"],
+    responses=problem_responses(404, 409),
+)
 async def register_complaint(
     body: ComplaintIn,
     rt: RuntimeDep,

@@ -56,6 +56,7 @@ from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.contracts.retention import AccessRequestOpened
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
+from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem, problem_type
 from rn623_rulebook.calendars import DEFAULT_TIMEZONE
 
@@ -85,7 +86,12 @@ router = APIRouter(prefix="/v1")
 # ---- retention -----------------------------------------------------------------------------
 
 
-@router.get("/retention", response_model=RetentionOut, tags=["retention"])
+@router.get(
+    "/retention",
+    response_model=RetentionOut,
+    tags=["retention"],
+    responses=problem_responses(404),
+)
 async def get_retention(
     rt: RuntimeDep,
     principal: Reader,
@@ -211,7 +217,12 @@ async def list_holds(
     )
 
 
-@router.get("/legal-holds/{hold_id}", response_model=HoldDetailOut, tags=["legal holds"])
+@router.get(
+    "/legal-holds/{hold_id}",
+    response_model=HoldDetailOut,
+    tags=["legal holds"],
+    responses=problem_responses(404),
+)
 async def get_hold(hold_id: uuid.UUID, rt: RuntimeDep, principal: Reader) -> HoldDetailOut:
     """A legal hold with its audit trail."""
     async with rt.sessions() as session:
@@ -228,7 +239,12 @@ async def get_hold(hold_id: uuid.UUID, rt: RuntimeDep, principal: Reader) -> Hol
     )
 
 
-@router.delete("/legal-holds/{hold_id}", response_model=HoldOut, tags=["legal holds"])
+@router.delete(
+    "/legal-holds/{hold_id}",
+    response_model=HoldOut,
+    tags=["legal holds"],
+    responses=problem_responses(404, 409),
+)
 async def release_hold(
     hold_id: uuid.UUID,
     rt: RuntimeDep,
@@ -351,7 +367,10 @@ async def list_access_requests(
 
 
 @router.get(
-    "/access-requests/{request_id}", response_model=AccessRequestOut, tags=["access requests"]
+    "/access-requests/{request_id}",
+    response_model=AccessRequestOut,
+    tags=["access requests"],
+    responses=problem_responses(404),
 )
 async def get_access_request(
     request_id: uuid.UUID, rt: RuntimeDep, principal: Reader
@@ -370,7 +389,8 @@ async def get_access_request(
     response_class=JSONResponse,
     responses={
         200: {"description": "The records bundle as collected (personal data)."},
-        409: {"description": "The request is still open."},
+        409: {"description": "The request is still open, or was rejected."},
+        **problem_responses(404, 410),
     },
 )
 async def get_access_bundle(
@@ -503,6 +523,7 @@ async def list_certificates(
     "/disposal-certificates/{certificate_id}",
     response_model=CertificateOut,
     tags=["disposal certificates"],
+    responses=problem_responses(404),
 )
 async def get_certificate(
     certificate_id: uuid.UUID, rt: RuntimeDep, principal: Reader
