@@ -254,14 +254,13 @@ async def test_an_urgency_is_due_within_the_hour_and_warns_at_80_percent(
     assert datetime.fromisoformat(warning["warned_at"]).astimezone(UTC) == clock.now()
 
 
-async def test_a_records_access_request_is_due_in_72_hours(
-    runtime: Runtime, clock: ManualClock
-) -> None:
-    request_id = uuid.uuid4()
-    common = {
-        "request_id": request_id,
-        "protocol_number": f"{OPERATOR_A}20251114000001",
-        "ans_registry": OPERATOR_A,
+def access_request_of(ans_registry: str) -> tuple[dict[str, Any], AccessRequestOpened]:
+    """A records-access request opened on Friday, due 72 hours later, and the fields its
+    ``access_request.*`` events share."""
+    common: dict[str, Any] = {
+        "request_id": uuid.uuid4(),
+        "protocol_number": f"{ans_registry}20251114000001",
+        "ans_registry": ans_registry,
     }
     opened = AccessRequestOpened(
         **common,
@@ -271,6 +270,14 @@ async def test_a_records_access_request_is_due_in_72_hours(
         legal_basis="RN 623/2024",
         ruleset_id="rn623-2025",
     )
+    return common, opened
+
+
+async def test_a_records_access_request_is_due_in_72_hours(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    common, opened = access_request_of(OPERATOR_A)
+    request_id = common["request_id"]
     await handle(runtime, operator(), opened, opened)  # redelivered: one deadline
     clock.set(FRIDAY + timedelta(hours=60))  # past 80 % of the window
     await Scheduler(runtime).tick()
@@ -297,6 +304,34 @@ async def test_a_records_access_request_is_due_in_72_hours(
     )  # the day before Monday 17 is the request day
     [met] = await events(runtime, "deadline.met")
     assert met["late"] is False
+
+
+async def test_a_records_access_request_of_an_unknown_operator_never_waits(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """retention-svc accepts requests on protocols it has not seen, for operators this
+    service may never learn: waiting for their calendar held every deadline behind it
+    (found by the e2e security run)."""
+    stranger = "990001"
+    common, opened = access_request_of(stranger)
+    request_id = common["request_id"]
+    await handle(runtime, opened)  # no NotReady
+    await handle(
+        runtime, AccessRequestFulfilled(**common, fulfilled_at=FRIDAY + timedelta(hours=1))
+    )
+    async with runtime.sessions() as session:
+        row = (
+            (
+                await session.execute(
+                    sa.text("SELECT * FROM deadlines WHERE access_request_id = :r"),
+                    {"r": request_id},
+                )
+            )
+            .mappings()
+            .one()
+        )
+    assert (row["ans_registry"], row["status"]) == (stranger, "met")
+    assert row["due_at"] == FRIDAY + timedelta(hours=72)
 
 
 async def test_a_rule_set_release_recomputes_open_deadlines_on_request(

@@ -944,6 +944,20 @@ async def test_unknown_and_hidden_operators_look_the_same(
     assert_problem(refused, 403, "operator-forbidden")
 
 
+async def test_closing_a_quarter_needs_a_token_for_every_operator(
+    app_client: httpx.AsyncClient, token: Headers, runtime: Runtime
+) -> None:
+    """Closing freezes every operator's figures: an admin of some operators only may not."""
+    ans = "950011"
+    await add_operator(runtime, ans)
+    refused = await app_client.post(
+        "/v1/igr/quarters/2024Q1/close", headers=token(operators=[ans], scopes=["admin"])
+    )
+    assert_problem(refused, 403, "operator-forbidden")
+    still = await get_json(app_client, f"/v1/igr/{ans}?quarter=2024Q1", token())
+    assert still["status"] == "open"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "scope"),
     [

@@ -8,7 +8,11 @@
   agree; emits ``deadline.scheduled``.
 - ``demand.answered`` closes the deadline: met, or met late; emits ``deadline.met``.
 - ``access_request.opened`` / ``access_request.fulfilled`` (``retention.events``) do
-  the same for a records-access request (72 clock hours).
+  the same for a records-access request (72 clock hours). retention-svc accepts requests
+  on protocols it has not seen, so their operator may be unknown here, possibly for good:
+  instead of waiting for its calendar (which would hold every deadline behind it for
+  minutes, whichever the operator) such a deadline uses the national calendar in
+  Brasília time; its due instant is retention-svc's either way.
 
 ``demand.reanalysis_requested`` needs nothing here: the re-analysis arrives as its own
 ``demand.registered``. Every effect is idempotent under redelivery (inbox, unique demand
@@ -48,7 +52,7 @@ from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
 from rn623_events.registry import Event
 from rn623_events.settings import KafkaSettings
-from rn623_rulebook import BusinessCalendar
+from rn623_rulebook import BusinessCalendar, CalendarSpec, calendar_for
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +215,7 @@ class DeadlineHandlers:
     async def access_request_opened(self, event: AccessRequestOpened, uow: UnitOfWork) -> None:
         """Schedule a records-access deadline (72 clock hours, as retention-svc stated)."""
         values = self._open_row(
-            await self._calendar(uow, event.ans_registry),
+            await self._calendar(uow, event.ans_registry, wait=False),
             id=uuid.uuid5(uuid.NAMESPACE_URL, f"rn623:deadline:access:{event.request_id}"),
             protocol_number=event.protocol_number,
             ans_registry=event.ans_registry,
@@ -252,7 +256,9 @@ class DeadlineHandlers:
         """End an open or breached deadline with its answer at ``at``."""
         if row["status"] not in (domain.OPEN, domain.BREACHED):
             return  # already closed
-        calendar = await self._calendar(uow, row["ans_registry"])
+        calendar = await self._calendar(
+            uow, row["ans_registry"], wait=row["kind"] != "records_access"
+        )
         outcome = domain.answered(row["started_at"], row["due_at"], at, calendar)
         await repo.update_deadline(
             uow.session,
@@ -282,11 +288,17 @@ class DeadlineHandlers:
             lambda: TIME_TO_ANSWER_HOURS.labels(row["kind"]).observe(outcome.elapsed_seconds / 3600)
         )
 
-    async def _calendar(self, uow: UnitOfWork, ans_registry: str) -> BusinessCalendar:
+    async def _calendar(
+        self, uow: UnitOfWork, ans_registry: str, *, wait: bool = True
+    ) -> BusinessCalendar:
+        """The operator's calendar; while it is unknown, a wait (``OperatorUnknown``) or,
+        without ``wait``, the national calendar in Brasília time."""
         operator = await repo.get_operator(uow.session, ans_registry)
-        if operator is None:
-            raise OperatorUnknown("the operator's calendar has not arrived yet")
-        return calendar_of(operator)
+        if operator is not None:
+            return calendar_of(operator)
+        if not wait:
+            return calendar_for(CalendarSpec())
+        raise OperatorUnknown("the operator's calendar has not arrived yet")
 
 
 def event_consumers(
