@@ -25,9 +25,12 @@ def emulator_ports() -> tuple[int, int]:
     return http, smtp
 
 
-def emulator_process(cwd: Path, log_path: Path, webhooks: str) -> ManagedProcess:
-    """The emulators' process, calling back ``webhooks`` (notification-svc's base URL)."""
-    http, smtp = emulator_ports()
+def emulator_process(
+    cwd: Path, log_path: Path, webhooks: str, ports: tuple[int, int] | None = None
+) -> ManagedProcess:
+    """The emulators' process on ``ports`` (HTTP, SMTP; default ``emulator_ports()``),
+    calling back ``webhooks`` (notification-svc's base URL)."""
+    http, smtp = ports or emulator_ports()
     return ManagedProcess(
         "provider emulators",
         [
@@ -41,8 +44,8 @@ def emulator_process(cwd: Path, log_path: Path, webhooks: str) -> ManagedProcess
     )  # fmt: skip
 
 
-def notification_env(webhooks: str) -> dict[str, str]:
+def notification_env(webhooks: str, ports: tuple[int, int] | None = None) -> dict[str, str]:
     """notification-svc's provider settings for the emulators (unset variables only)."""
-    http, smtp = emulator_ports()
+    http, smtp = ports or emulator_ports()
     settings = notification_settings(f"http://{LOCALHOST}:{http}", LOCALHOST, smtp, webhooks)
     return {k.upper(): v for k, v in settings.items() if not os.environ.get(k.upper())}

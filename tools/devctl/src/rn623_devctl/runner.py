@@ -26,7 +26,12 @@ from rn623_devctl.jwt_secret import load_or_create_secret
 from rn623_devctl.lock import StateLocked, state_lock
 from rn623_devctl.paths import logs_dir
 from rn623_devctl.processes import ManagedProcess, stop_processes
-from rn623_devctl.services import ServiceConfigError, ServiceSpec, discover_services
+from rn623_devctl.services import (
+    ServiceConfigError,
+    ServiceSpec,
+    discover_services,
+    service_env,
+)
 from rn623_devctl.signals import StopRequested, shielded, stop_on_signals
 from rn623_devctl.topics import ensure_platform_topics
 from rn623_devinfra.databases import create_database, redact_url, with_database
@@ -141,17 +146,13 @@ def _start(platform: Platform) -> None:
 
 def _service_env(platform: Platform, spec: ServiceSpec, database_url: str) -> dict[str, str]:
     """Environment of a service's processes: ours plus its name, database, broker and secret."""
-    env = dict(os.environ)
-    src = str(spec.directory / "src")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
-    env.update(
-        SERVICE_NAME=spec.name,
-        DATABASE_URL=database_url,
-        KAFKA_BOOTSTRAP_SERVERS=platform.infra.bootstrap_servers,
-        PYTHONUNBUFFERED="1",
+    env = service_env(
+        spec,
+        os.environ,
+        database_url=database_url,
+        bootstrap_servers=platform.infra.bootstrap_servers,
+        secret=platform.secret,
     )
-    if platform.secret is not None:
-        env["JWT_SECRET"] = platform.secret
     if spec.name == NOTIFICATION_SERVICE:
         env.update(notification_env(_webhooks(spec)))
     return env
@@ -195,31 +196,21 @@ def _start_service(platform: Platform, spec: ServiceSpec) -> RunningService:
         created = asyncio.run(create_database(admin_url, spec.database))
         info("created" if created else "already exists")
     if spec.has_migrations:
-        _migrate(spec, env, logs / f"{spec.name}-migrate.log")
+        migrate(spec, env, logs / f"{spec.name}-migrate.log")
     else:
         warn(f"{spec.name}: no alembic.ini, skipping migrations")
     if port_is_open(LOCALHOST, spec.port):
         raise StartupError(f"{spec.name}: port {spec.port} is already in use")
     api = ManagedProcess(
         f"{spec.name} api",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            f"{spec.package}.app:create_app",
-            "--factory",
-            "--host",
-            LOCALHOST,
-            "--port",
-            str(spec.port),
-        ],
+        spec.api_command(LOCALHOST),
         cwd=spec.directory,
         env=env,
         log_path=logs / f"{spec.name}-api.log",
     )
     worker = ManagedProcess(
         f"{spec.name} worker",
-        [sys.executable, "-m", f"{spec.package}.worker"],
+        spec.worker_command(),
         cwd=spec.directory,
         env=env,
         log_path=logs / f"{spec.name}-worker.log",
@@ -236,7 +227,7 @@ def _start_service(platform: Platform, spec: ServiceSpec) -> RunningService:
     return running
 
 
-def _migrate(spec: ServiceSpec, env: dict[str, str], log_path: Path) -> None:
+def migrate(spec: ServiceSpec, env: dict[str, str], log_path: Path) -> None:
     """Run ``alembic upgrade head`` in the service directory, output to ``log_path``."""
     with step(f"{spec.name}: alembic upgrade head"):
         log_path.parent.mkdir(parents=True, exist_ok=True)

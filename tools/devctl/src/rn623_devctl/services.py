@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,41 @@ class ServiceSpec:
     def has_migrations(self) -> bool:
         """True when an ``alembic.ini`` sits at the service root."""
         return (self.directory / "alembic.ini").is_file()
+
+    def api_command(self, host: str, port: int | None = None) -> list[str]:
+        """The uvicorn command line of the service's api on ``host`` and ``port``."""
+        return [
+            sys.executable, "-m", "uvicorn", f"{self.package}.app:create_app", "--factory",
+            "--host", host, "--port", str(port or self.port),
+        ]  # fmt: skip
+
+    def worker_command(self) -> list[str]:
+        """The command line of the service's worker."""
+        return [sys.executable, "-m", f"{self.package}.worker"]
+
+
+def service_env(
+    spec: ServiceSpec,
+    base: Mapping[str, str],
+    *,
+    database_url: str,
+    bootstrap_servers: str,
+    secret: str | None,
+) -> dict[str, str]:
+    """The environment of a service's processes: ``base`` plus its ``src/`` on PYTHONPATH,
+    its name, database, broker and (unless tokens come from elsewhere) the JWT secret."""
+    env = dict(base)
+    src = str(spec.directory / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    env.update(
+        SERVICE_NAME=spec.name,
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        PYTHONUNBUFFERED="1",
+    )
+    if secret is not None:
+        env["JWT_SECRET"] = secret
+    return env
 
 
 def load_service(directory: Path) -> ServiceSpec | None:
