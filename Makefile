@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint fmt token bench clean
+.PHONY: help install run test test-unit e2e lint fmt token bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,10 +30,13 @@ test: install ## Run the whole test suite (unit + integration) against real serv
 test-unit: install ## Only the fast unit tests
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
+e2e: install ## The full end-to-end, fault and security suite; writes e2e/report.json
+	$(RUN) rn623-e2e $(E2E_ARGS)
+
 lint: install ## ruff and mypy
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs/events/src libs/devinfra/src libs/rulebook/src tools/devctl/src bench $(wildcard services/*/src)
+	$(RUN) mypy libs/events/src libs/devinfra/src libs/rulebook/src tools/devctl/src e2e/src bench $(wildcard services/*/src)
 
 bench: install ## Measure the platform; prints tables and writes bench/results.json
 	$(RUN) python bench/backbone.py $(BENCH_ARGS)
@@ -43,6 +46,7 @@ bench: install ## Measure the platform; prints tables and writes bench/results.j
 	$(RUN) python bench/retention.py
 	$(RUN) python bench/igr.py
 	$(RUN) python bench/notifications.py
+	$(RUN) python bench/whole_platform.py
 
 fmt: install ## Format and auto-fix
 	$(RUN) ruff format .

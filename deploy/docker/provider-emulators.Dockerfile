@@ -20,6 +20,7 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # rn623-devinfra from uv.lock, without the embedded PostgreSQL and broker wheels.
 COPY pyproject.toml uv.lock ./
+COPY e2e/pyproject.toml e2e/pyproject.toml
 COPY libs/devinfra/pyproject.toml libs/devinfra/pyproject.toml
 COPY libs/events/pyproject.toml libs/events/pyproject.toml
 COPY libs/rulebook/pyproject.toml libs/rulebook/pyproject.toml

@@ -1,0 +1,1 @@
+"""End-to-end, fault and security suite of the RN 623 platform."""
