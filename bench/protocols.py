@@ -45,7 +45,7 @@ SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - local b
 OPERATOR = "123456"
 console = Console(width=110)
 
-BODY = {
+BODY: dict[str, Any] = {
     "operator": OPERATOR,
     "channel": "phone",
     "beneficiary": {

@@ -1,0 +1,515 @@
+"""Whole-platform benchmark: issuance, fan-out latency and backlog, next to their limits.
+
+Starts the platform as the end-to-end suite does (``rn623_e2e.platform``): PostgreSQL, Tansu,
+the provider emulators and all five services' api and worker on free loopback ports. Then,
+in one run on the same machine:
+
+- **the limits**: raw asyncpg insert+commit of a protocol-like row, and raw aiokafka
+  produce→consume through the same broker;
+- **issuance and fan-out** at fixed offered rates (open loop: latencies count from each
+  request's scheduled time). For every protocol, the time from the HTTP call to: the
+  ``deadline.scheduled`` event (its ``ce_time``), the receipt reaching a provider emulator
+  (its ``received_at``) and the ``retention.scheduled`` event;
+- **sustained load**: one rate held for a while, sampling the consumer lag of every
+  service's consumer group and every outbox's depth, to tell whether backlog grows.
+
+Prints a table, merges the figures into ``bench/results.json`` under ``platform`` (with the
+machine and the commit), and plots latency against offered load to
+``bench/platform-latency.png``. ``--quick`` is the smoke run ``make test`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from backbone import bench_contract, create_topic, make_event, raw_consume, raw_produce
+from protocols import BODY, raw_insert_rate
+from rich.console import Console
+from rich.table import Table
+
+from benchlib import ROOT, machine_info, percentile, save_results
+from rn623_e2e.platform import Platform, protocols_named
+from rn623_e2e.traffic import Operator
+from rn623_events.envelope import make_envelope
+
+console = Console(width=120)
+PLOT = ROOT / "bench" / "platform-latency.png"
+OPERATOR = Operator("777001", "Operadora Benchmark", "medical", "medical", "SP", "3550308", 150_000)
+CONSUMER_GROUPS = ("deadline-svc", "notification-svc", "retention-svc", "igr-svc", "protocol-svc")
+PLATFORM_TOPICS = (
+    "operator.events",
+    "protocol.events",
+    "deadline.events",
+    "notification.events",
+    "retention.events",
+    "contact-center.inbound",
+)
+SERVICES = ("protocol-svc", "deadline-svc", "notification-svc", "retention-svc", "igr-svc")
+TARGETS = ("deadline", "receipt", "retention")
+GRACE_SECONDS = 5.0
+
+
+def payloads() -> list[bytes]:
+    """protocols.py's body with a demand, for an operator of our own, whose receipts go out
+    on WhatsApp, SMS and e-mail in turn."""
+    return [
+        json.dumps(
+            {
+                **BODY,
+                "operator": OPERATOR.ans,
+                "beneficiary": {**BODY["beneficiary"], "preferred_channels": [channel]},
+                "demand": {"demand_type": "assistance"},
+            }
+        ).encode()
+        for channel in ("whatsapp", "sms", "email")
+    ]
+
+
+def latency(values: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99 in milliseconds."""
+    return {f"p{p}_ms": percentile(values, p) * 1000 for p in (50, 95, 99)}
+
+
+# --- the limits --------------------------------------------------------------------------
+
+
+async def kafka_limit(bootstrap: str, count: int) -> dict[str, float]:
+    """Raw aiokafka produce→consume rate (records/s) of envelope-sized records."""
+    topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    await create_topic(bootstrap, topic, 1)
+    model = bench_contract(topic)[1]
+    records = [
+        make_envelope(make_event(model, i), source="bench", time=datetime.now(UTC))
+        for i in range(count)
+    ]
+    produce = await raw_produce(bootstrap, topic, records)
+    consume = await raw_consume(bootstrap, topic, count)
+    return {
+        "produce_per_s": count / produce,
+        "consume_per_s": count / consume,
+        "produce_consume_per_s": count / (produce + consume),
+    }
+
+
+# --- load and observation ----------------------------------------------------------------
+
+
+class Observer:
+    """Collects when each protocol's effects happened: events on the platform's topics."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.seen: dict[str, dict[str, float]] = {"deadline": {}, "retention": {}}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Start reading deadline.events and retention.events from their current ends."""
+        self._consumer = AIOKafkaConsumer(
+            "deadline.events",
+            "retention.events",
+            bootstrap_servers=self.bootstrap,
+            group_id=f"bench-observer-{uuid.uuid4().hex}",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        for _ in range(300):  # the group's first assignment
+            if self._consumer.assignment():
+                break
+            await asyncio.sleep(0.1)
+        for tp in self._consumer.assignment():
+            await self._consumer.seek_to_end(tp)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        wanted = {b"deadline.scheduled": "deadline", b"retention.scheduled": "retention"}
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=2000)
+            for records in batches.values():
+                for record in records:
+                    headers = dict(record.headers or ())
+                    target = wanted.get(headers.get("ce_type", b""))
+                    if target is None:
+                        continue
+                    subject = headers.get("ce_subject", b"").decode()
+                    at = datetime.fromisoformat(headers["ce_time"].decode()).timestamp()
+                    self.seen[target].setdefault(subject, at)
+
+    async def stop(self) -> None:
+        """Stop reading."""
+        if self._task is not None:
+            self._task.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+async def receipts_at_providers(platform: Platform) -> dict[str, float]:
+    """When each protocol's first message reached a provider emulator (epoch seconds)."""
+    first: dict[str, float] = {}
+    for message in await platform.provider_messages():
+        at = datetime.fromisoformat(message["received_at"]).timestamp()
+        for number in protocols_named(message):
+            first[number] = min(at, first.get(number, at))
+    return first
+
+
+async def offered_load(
+    client: aiohttp.ClientSession, headers: dict[str, str], rate: float, seconds: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Open-loop POST /v1/protocols; return the issuance figures and each protocol's
+    scheduled send time (epoch seconds) by number."""
+    bodies = payloads()
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}
+    errors = dropped = 0
+    total = int(rate * seconds)
+    in_flight = asyncio.Semaphore(256)
+    start = time.perf_counter()
+    epoch_offset = time.time() - start
+
+    async def one(i: int) -> None:
+        nonlocal errors, dropped
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with in_flight:
+            # Past saturation, requests queue here; those still queued well after the
+            # phase's end are not sent (and counted), so every phase ends on time.
+            if time.perf_counter() > start + seconds + GRACE_SECONDS:
+                dropped += 1
+                return
+            try:
+                async with client.post(
+                    "/v1/protocols", data=bodies[i % len(bodies)], headers=headers
+                ) as response:
+                    body = await response.json()
+                    if response.status != 201:
+                        errors += 1
+                        return
+            except aiohttp.ClientError:
+                errors += 1
+                return
+        latencies.append(time.perf_counter() - scheduled)
+        sent_at[body["protocol_number"]] = scheduled + epoch_offset
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    elapsed = time.perf_counter() - start
+    figures = {
+        "offered_per_s": rate,
+        "completed_per_s": len(latencies) / elapsed,
+        "errors": errors,
+        "not_sent": dropped,
+        **latency(latencies),
+    }
+    return figures, sent_at
+
+
+async def fan_out(
+    platform: Platform, observer: Observer, sent_at: dict[str, float], wait: float
+) -> dict[str, Any]:
+    """Latency from each call to its three effects; effects still missing after ``wait``."""
+    deadline = time.monotonic() + wait
+    receipts: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        receipts = await receipts_at_providers(platform)
+        done = [
+            set(sent_at) <= set(observer.seen["deadline"]),
+            set(sent_at) <= set(receipts),
+            set(sent_at) <= set(observer.seen["retention"]),
+        ]
+        if all(done):
+            break
+        await asyncio.sleep(2.0)
+    effects = {
+        "deadline": observer.seen["deadline"],
+        "receipt": receipts,
+        "retention": observer.seen["retention"],
+    }
+    out: dict[str, Any] = {}
+    for target, at in effects.items():
+        values = [at[n] - t for n, t in sent_at.items() if n in at]
+        out[target] = {**latency(values), "missing": len(sent_at) - len(values)}
+    return out
+
+
+async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> int:
+    """Records not yet consumed by the services' groups plus events not yet published."""
+    behind = 0
+    probe = next(iter(groups.values()))
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in PLATFORM_TOPICS
+        for p in sorted(probe.partitions_for_topic(topic) or ())
+    ]
+    ends = await probe.end_offsets(partitions)
+    for reader in groups.values():
+        for tp in partitions:
+            committed = await reader.committed(tp)
+            if committed is not None:  # None: this group does not read that topic
+                behind += max(ends[tp] - committed, 0)
+    for service in SERVICES:
+        conn = await asyncpg.connect(platform.database_url(service))
+        try:
+            behind += int(
+                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
+        finally:
+            await conn.close()
+    return behind
+
+
+async def group_readers(bootstrap: str) -> dict[str, AIOKafkaConsumer]:
+    """A consumer per service group that only reads committed offsets (it never joins, so
+    the services' assignments are untouched)."""
+    readers = {}
+    for group in CONSUMER_GROUPS:
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                  enable_auto_commit=False)  # fmt: skip
+        await reader.start()
+        readers[group] = reader
+    await next(iter(readers.values())).topics()  # loads every topic's partitions
+    return readers
+
+
+async def drained(platform: Platform, within: float) -> int:
+    """Wait until the backlog is empty (or ``within`` seconds pass); return what is left,
+    so the next phase starts on an idle platform."""
+    assert platform.broker is not None
+    groups = await group_readers(platform.broker.bootstrap_servers)
+    try:
+        deadline = time.monotonic() + within
+        left = await backlog(platform, groups)
+        while left and time.monotonic() < deadline:
+            await asyncio.sleep(2.0)
+            left = await backlog(platform, groups)
+        return left
+    finally:
+        for reader in groups.values():
+            await reader.stop()
+
+
+async def sustained(
+    platform: Platform,
+    client: aiohttp.ClientSession,
+    headers: dict[str, str],
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """Hold ``rate`` for ``seconds``, sampling the backlog every 2 s; its slope says
+    whether the platform keeps up."""
+    assert platform.broker is not None
+    groups = await group_readers(platform.broker.bootstrap_servers)
+    samples: list[tuple[float, int]] = []
+    load = asyncio.create_task(offered_load(client, headers, rate, seconds))
+    started = time.monotonic()
+    try:
+        while not load.done():
+            samples.append((time.monotonic() - started, await backlog(platform, groups)))
+            await asyncio.sleep(2.0)
+        issuance, _ = await load
+    finally:
+        for reader in groups.values():
+            await reader.stop()
+    slope = _slope(samples)
+    return {
+        "offered_per_s": rate,
+        "seconds": seconds,
+        "issuance": issuance,
+        "backlog_samples": samples,
+        "backlog_slope_per_s": slope,
+        "backlog_max": max((b for _, b in samples), default=0),
+        # Growth under 1 % of the offered rate is noise from batching; more is falling behind.
+        "keeps_up": slope <= rate * 0.01,
+    }
+
+
+def _slope(samples: Sequence[tuple[float, int]]) -> float:
+    """Least-squares slope of backlog over time (records per second)."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_b = sum(b for _, b in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    cov = sum((t - mean_t) * (b - mean_b) for t, b in samples)
+    return cov / var if var else 0.0
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+async def measure(platform: Platform, args: argparse.Namespace) -> dict[str, Any]:
+    """Every figure of the run."""
+    assert platform.broker is not None
+    headers = {**platform.headers(), "Content-Type": "application/json"}
+    base = platform.url("protocol-svc")
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(base, connector=connector) as client:
+        operator_url = f"/v1/operators/{OPERATOR.ans}"
+        async with client.put(operator_url, json=OPERATOR.body(), headers=headers) as r:
+            assert r.status in (200, 201), await r.text()
+        await asyncio.sleep(3.0)  # operator.upserted reaches every service
+        console.print("[bold]limits[/bold]")
+        raw_insert = await raw_insert_rate(
+            platform.database_url("protocol-svc"), args.concurrency, args.limit_seconds
+        )
+        kafka = await kafka_limit(platform.broker.bootstrap_servers, args.kafka_records)
+        observer = Observer(platform.broker.bootstrap_servers)
+        await observer.start()
+        rates: list[dict[str, Any]] = []
+        try:
+            for rate in args.rates:
+                console.print(f"[bold]offered {rate:.0f}/s for {args.seconds:.0f} s[/bold]")
+                issuance, sent = await offered_load(client, headers, rate, args.seconds)
+                effects = await fan_out(platform, observer, sent, args.drain_seconds)
+                rates.append({"issuance": issuance, "fan_out": effects})
+                await drained(platform, args.drain_seconds)
+        finally:
+            await observer.stop()
+        # Last, so that a rate the platform cannot hold leaves its backlog to no one.
+        console.print(
+            f"[bold]sustained {args.sustain_rate:.0f}/s for {args.sustain_seconds:.0f} s[/bold]"
+        )
+        held = await sustained(platform, client, headers, args.sustain_rate, args.sustain_seconds)
+    best = max(r["issuance"]["completed_per_s"] for r in rates)
+    return {
+        "machine": machine_info(),
+        "limits": {"raw_insert_commit_per_s": raw_insert, "kafka": kafka},
+        "rates": rates,
+        "sustained": held,
+        "ratios": {
+            "issuance_to_raw_insert": best / raw_insert,
+            "sustained_to_kafka_produce_consume": held["issuance"]["completed_per_s"]
+            / kafka["produce_consume_per_s"],
+        },
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    """Print the figures as tables."""
+    limits = figures["limits"]
+    table = Table(title="whole platform: issuance and fan-out (ms from the HTTP call)")
+    for column in ("offered/s", "issued/s", "÷ raw insert", "errors", "not sent", "HTTP p50/p99"):
+        table.add_column(column, justify="right")
+    for target in TARGETS:
+        table.add_column(f"{target} p50/p95/p99", justify="right")
+        table.add_column("missing", justify="right")
+    for row in figures["rates"]:
+        issuance, fan = row["issuance"], row["fan_out"]
+        cells = [
+            f"{issuance['offered_per_s']:.0f}",
+            f"{issuance['completed_per_s']:.0f}",
+            f"{issuance['completed_per_s'] / limits['raw_insert_commit_per_s']:.2f}",
+            str(issuance["errors"]),
+            str(issuance["not_sent"]),
+            f"{issuance['p50_ms']:.0f}/{issuance['p99_ms']:.0f}",
+        ]
+        for target in TARGETS:
+            f = fan[target]
+            cells += [f"{f['p50_ms']:.0f}/{f['p95_ms']:.0f}/{f['p99_ms']:.0f}", str(f["missing"])]
+        table.add_row(*cells)
+    console.print(table)
+    held = figures["sustained"]
+    console.print(
+        f"sustained {held['offered_per_s']:.0f}/s for {held['seconds']:.0f} s: issued "
+        f"{held['issuance']['completed_per_s']:.0f}/s, backlog slope "
+        f"{held['backlog_slope_per_s']:.1f}/s (max {held['backlog_max']}): "
+        + ("keeps up" if held["keeps_up"] else "FALLS BEHIND")
+    )
+    console.print(
+        f"limits: raw insert+commit {limits['raw_insert_commit_per_s']:.0f}/s; Kafka produce "
+        f"{limits['kafka']['produce_per_s']:.0f}/s, consume {limits['kafka']['consume_per_s']:.0f}"
+        f"/s, produce→consume {limits['kafka']['produce_consume_per_s']:.0f}/s"
+    )
+    ratios = figures["ratios"]
+    console.print(
+        f"ratios: best issuance / raw insert = {ratios['issuance_to_raw_insert']:.2f}; "
+        f"sustained issuance / Kafka produce→consume = "
+        f"{ratios['sustained_to_kafka_produce_consume']:.2f}"
+    )
+
+
+def plot(figures: dict[str, Any], path: Path) -> None:
+    """Latency percentiles against offered load, one panel per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offered = [r["issuance"]["offered_per_s"] for r in figures["rates"]]
+    panels = [("HTTP call", [r["issuance"] for r in figures["rates"]])] + [
+        (target, [r["fan_out"][target] for r in figures["rates"]]) for target in TARGETS
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), sharex=True)
+    for ax, (title, rows) in zip(axes, panels, strict=True):
+        for p in (50, 95, 99):
+            ax.plot(offered, [row[f"p{p}_ms"] for row in rows], marker="o", label=f"p{p}")
+        ax.set_title(title)
+        ax.set_xlabel("offered protocols/s")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("latency (ms)")
+    axes[-1].legend()
+    fig.suptitle(f"RN 623 platform on {figures['machine']['cpus']} cores, everything local")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shrinks everything to a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds: CI smoke run")
+    parser.add_argument("--rates", default="10,25,50,100", help="offered protocols/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per offered rate")
+    parser.add_argument("--drain-seconds", type=float, default=120.0)
+    parser.add_argument("--sustain-rate", type=float, default=300.0)
+    parser.add_argument("--sustain-seconds", type=float, default=60.0)
+    parser.add_argument("--concurrency", type=int, default=32, help="of the raw insert")
+    parser.add_argument("--limit-seconds", type=float, default=5.0)
+    parser.add_argument("--kafka-records", type=int, default=20_000)
+    parser.add_argument("--no-save", action="store_true", help="do not touch results.json")
+    args = parser.parse_args(argv)
+    args.rates = [float(r) for r in args.rates.split(",") if r]
+    if args.quick:
+        args.rates, args.seconds, args.drain_seconds = [10.0], 2.0, 60.0
+        args.sustain_rate, args.sustain_seconds = 10.0, 4.0
+        args.limit_seconds, args.kafka_records = 1.0, 500
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; return the figures."""
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="rn623-bench-"))
+    try:
+        with Platform(workdir) as platform:
+            figures = asyncio.run(measure(platform, args))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(figures)
+    if not args.no_save:
+        plot(figures, PLOT)
+        saved = save_results({"platform": figures})
+        console.print(f"figures merged into {saved}; plot in {PLOT.relative_to(ROOT)}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
