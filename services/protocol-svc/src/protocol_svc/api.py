@@ -40,6 +40,7 @@ from protocol_svc.schemas import (
 from rn623_events.auth import Principal, ensure_operator, require_scopes
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
+from rn623_events.db import UnitOfWork
 from rn623_events.http import app_runtime
 from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem, problem_type
@@ -157,42 +158,52 @@ async def open_protocol(
     """
     ensure_operator(principal, body.operator)
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
-    try:
-        async with rt.uow() as uow:
-            operator = await rt.operator(uow.session, body.operator)
-            if operator is None:
-                raise _unknown_operator()
-            existing = await repo.find_protocol_by_key(
-                uow.session,
-                body.operator,
-                idempotency_key=idempotency_key,
+
+    async def issue(uow: UnitOfWork) -> ProtocolCreated:
+        operator = await rt.operator(uow.session, body.operator)
+        if operator is None:
+            raise _unknown_operator()
+        existing = await repo.find_protocol_by_key(
+            uow.session,
+            body.operator,
+            idempotency_key=idempotency_key,
+            contact_id=body.contact_id,
+        )
+        if existing is not None:
+            return await _replay(uow.session, existing, fingerprint, response)
+        with problems():
+            protocol = await ops.open_protocol(
+                uow,
+                rt,
+                operator,
+                channel=body.channel,
+                direction=body.direction,
+                beneficiary=body.beneficiary,
                 contact_id=body.contact_id,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
             )
-            if existing is not None:
-                return await _replay(uow.session, existing, fingerprint, response)
-            with problems():
-                protocol = await ops.open_protocol(
+            demand = None
+            if body.demand is not None:
+                demand = await ops.register_demand(
                     uow,
-                    rt,
                     operator,
-                    channel=body.channel,
-                    direction=body.direction,
-                    beneficiary=body.beneficiary,
-                    contact_id=body.contact_id,
-                    idempotency_key=idempotency_key,
-                    fingerprint=fingerprint,
+                    protocol["number"],
+                    body.demand,
+                    protocol["opened_at"],
+                    at="demand.",
                 )
-                demand = None
-                if body.demand is not None:
-                    demand = await ops.register_demand(
-                        uow,
-                        operator,
-                        protocol["number"],
-                        body.demand,
-                        protocol["opened_at"],
-                        at="demand.",
-                    )
-            await uow.commit()
+        # set both ways: this work may run twice (see rn623_events.group_commit)
+        response.status_code = 201
+        zone = protocol["opened_at"].tzinfo
+        return ProtocolCreated(
+            protocol_number=protocol["number"],
+            opened_at=protocol["opened_at"],
+            demand=_demand_out(demand, zone) if demand is not None else None,
+        )
+
+    try:
+        return await rt.issuance.run(issue)
     except IntegrityError:
         # a concurrent retry with the same key committed first: answer with its protocol
         async with rt.sessions() as session:
@@ -202,12 +213,6 @@ async def open_protocol(
             if existing is None:
                 raise
             return await _replay(session, existing, fingerprint, response)
-    zone = protocol["opened_at"].tzinfo
-    return ProtocolCreated(
-        protocol_number=protocol["number"],
-        opened_at=protocol["opened_at"],
-        demand=_demand_out(demand, zone) if demand is not None else None,
-    )
 
 
 @router.get("/protocols", response_model=ProtocolPage, tags=["protocols"])

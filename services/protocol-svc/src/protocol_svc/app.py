@@ -40,10 +40,13 @@ def create_app(settings: ProtocolSettings | None = None, clock: Clock | None = N
             allocator=SequenceAllocator(sequences_engine, settings.sequence_block_size),
             clock=clock,
             source=settings.service_name,
+            issue_group_max=settings.issue_group_max,
+            issue_concurrency=settings.issue_concurrency,
         )
         try:
             yield
         finally:
+            await app.state.runtime.issuance.close()
             await engine.dispose()
             await sequences_engine.dispose()
 

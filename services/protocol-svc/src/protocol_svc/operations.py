@@ -42,6 +42,7 @@ from rn623_events.contracts.protocols import (
     RecordsPurged,
 )
 from rn623_events.db import UnitOfWork
+from rn623_events.group_commit import GroupCommitter
 from rn623_rulebook import (
     NoDeadlineRuleError,
     RecordClass,
@@ -124,7 +125,19 @@ class Runtime:
     allocator: SequenceAllocator
     clock: Clock
     source: str
+    # POST /v1/protocols of concurrent callers share transactions (group commit)
+    issue_group_max: int = 64
+    issue_concurrency: int = 2
+    issuance: GroupCommitter = field(init=False)
     _operators: dict[str, tuple[float, Row]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.issuance = GroupCommitter(
+            self.uow,
+            name="protocols",
+            max_group=self.issue_group_max,
+            concurrency=self.issue_concurrency,
+        )
 
     def uow(self) -> UnitOfWork:
         """A new unit of work."""

@@ -74,20 +74,45 @@ async def find_protocol_by_key(
     return row._mapping if row is not None else None
 
 
+# The columns a new protocol sets (the values open_protocol builds).
+OPENED_COLUMNS = (
+    "number",
+    "ans_registry",
+    "layout_id",
+    "channel",
+    "direction",
+    "opened_at",
+    "timezone",
+    "status",
+    "contact_id",
+    "idempotency_key",
+    "request_fingerprint",
+    "beneficiary",
+    "beneficiary_cpf",
+)
+
+
+def _protocol_insert() -> sa.Insert:
+    """A protocol and its first status in one statement, built once: issuing a protocol
+    is the hottest write, and building the statement per call cost more than running it."""
+    protocol = (
+        sa.insert(protocols)
+        .values({name: sa.bindparam(name, type_=protocols.c[name].type) for name in OPENED_COLUMNS})
+        .returning(protocols.c.number, protocols.c.status, protocols.c.opened_at)
+        .cte("protocol")
+    )
+    return sa.insert(status_history).from_select(
+        ["protocol_number", "status", "reason", "at"],
+        sa.select(protocol.c.number, protocol.c.status, sa.literal("opened"), protocol.c.opened_at),
+    )
+
+
+_INSERT_PROTOCOL = _protocol_insert()
+
+
 async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> None:
     """Insert a protocol and its first status (one round trip)."""
-    protocol = sa.insert(protocols).values(**values).returning(protocols.c.number).cte("protocol")
-    await session.execute(
-        sa.insert(status_history).from_select(
-            ["protocol_number", "status", "reason", "at"],
-            sa.select(
-                protocol.c.number,
-                sa.literal(values["status"]),
-                sa.literal("opened"),
-                sa.literal(values["opened_at"], sa.DateTime(timezone=True)),
-            ),
-        )
-    )
+    await session.execute(_INSERT_PROTOCOL, {name: values[name] for name in OPENED_COLUMNS})
 
 
 async def insert_demand(session: AsyncSession, values: Mapping[str, Any]) -> None:

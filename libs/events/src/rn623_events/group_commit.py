@@ -1,0 +1,180 @@
+"""Group commit: concurrent requests share one transaction, and one commit.
+
+Under load most of a short write request's database cost is the transaction around it
+(BEGIN, the outbox insert, COMMIT and its WAL flush), not its own statements. A
+``GroupCommitter`` runs the work of requests that arrive while a transaction is busy in
+the next transaction together: each piece of work runs in turn, in its caller's context
+(so its events carry its caller's trace), on the shared unit of work; one outbox insert
+and one commit follow. A lone request runs at once, alone: nothing waits for company.
+
+All or nothing stays per request:
+- if any work in a group raises, the group is rolled back and every piece of work is run
+  again alone, in its own unit of work, so each caller gets exactly the result or the
+  error it would have had alone (the others' effects never leak into it);
+- if the commit itself fails, every caller gets that error, as a lone request would
+  (whether an interrupted commit landed is unknowable; clients retry with their keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from prometheus_client import Counter, Histogram
+
+from rn623_events.db import UnitOfWork
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+GROUP_SIZE = Histogram(
+    "rn623_group_commit_size",
+    "Pieces of work committed together in one transaction.",
+    ["group"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+GROUP_SPLITS = Counter(
+    "rn623_group_commit_splits_total",
+    "Groups rolled back because one piece of work failed, then run one by one.",
+    ["group"],
+)
+
+
+@dataclass
+class _Pending(Generic[T]):
+    work: Callable[[UnitOfWork], Coroutine[Any, Any, T]]
+    future: asyncio.Future[T]
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+
+class _WorkFailed(Exception):
+    """A piece of work raised inside a group (the group must be split)."""
+
+
+class GroupCommitter:
+    """Runs units of work for concurrent callers in shared transactions."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        *,
+        name: str,
+        max_group: int = 64,
+        concurrency: int = 2,
+    ) -> None:
+        self._uow = uow
+        self._name = name
+        self._max_group = max_group
+        self._concurrency = concurrency
+        self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def run(self, work: Callable[[UnitOfWork], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work`` on a unit of work and commit; its result once committed.
+
+        ``work`` must not commit, and must not keep anything of the unit of work beyond its
+        own result: it may run twice (once in a group that is rolled back, then alone).
+        """
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._loop(), name=f"group-commit-{self._name}-{i}")
+                for i in range(self._concurrency)
+            ]
+        pending: _Pending[T] = _Pending(work, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        """Stop the committers; callers still waiting get CancelledError."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        while not self._queue.empty():
+            self._queue.get_nowait().future.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self._max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            group = [p for p in group if not p.future.done()]  # callers that gave up
+            if group:
+                try:
+                    await self._run_group(group)
+                except asyncio.CancelledError:
+                    for pending in group:
+                        pending.future.cancel()
+                    raise
+                except Exception:  # never let one group stop the committer
+                    log.exception("group commit failed", extra={"group": self._name})
+
+    async def _run_group(self, group: list[_Pending[Any]]) -> None:
+        GROUP_SIZE.labels(self._name).observe(len(group))
+        if len(group) == 1:
+            await self._run_alone(group[0])
+            return
+        try:
+            results = await self._together(group)
+        except _WorkFailed:
+            GROUP_SPLITS.labels(self._name).inc()
+            for pending in group:
+                await self._run_alone(pending)
+        except BaseException as exc:
+            for pending in group:
+                _settle(pending, exc=exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for pending, result in zip(group, results, strict=True):
+                _settle(pending, result=result)
+
+    async def _together(self, group: list[_Pending[Any]]) -> list[Any]:
+        """Every piece of work in one unit of work; raises _WorkFailed if one raised."""
+        loop = asyncio.get_running_loop()
+        async with self._uow() as uow:
+            results: list[Any] = []
+            for pending in group:
+                try:
+                    results.append(
+                        await loop.create_task(pending.work(uow), context=pending.context)
+                    )
+                except Exception as exc:
+                    raise _WorkFailed from exc
+            await uow.commit()
+        return results
+
+    async def _run_alone(self, pending: _Pending[Any]) -> None:
+        """One piece of work in its own unit of work, its outcome handed to its caller."""
+
+        async def alone() -> Any:
+            async with self._uow() as uow:
+                result = await pending.work(uow)
+                await uow.commit()
+            return result
+
+        try:
+            result = await asyncio.get_running_loop().create_task(alone(), context=pending.context)
+        except Exception as exc:
+            _settle(pending, exc=exc)
+        else:
+            _settle(pending, result=result)
+
+
+def _settle(
+    pending: _Pending[Any], *, result: Any = None, exc: BaseException | None = None
+) -> None:
+    """Hand an outcome to a caller still waiting for it."""
+    if pending.future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        pending.future.cancel()
+    elif exc is not None:
+        pending.future.set_exception(exc)
+    else:
+        pending.future.set_result(result)
