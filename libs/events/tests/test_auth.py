@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import SecretStr
 
+from rn623_events import auth
 from rn623_events.auth import (
     AuthError,
     Principal,
@@ -135,6 +136,32 @@ def test_expiry_follows_the_injected_clock() -> None:
     with pytest.raises(AuthError) as caught:
         check.verify(valid)
     assert caught.value.reason == "expired"
+
+
+def test_a_token_signature_is_checked_once_a_minute_its_times_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded = []
+    real_decode = auth.jwt.decode
+    monkeypatch.setattr(
+        auth.jwt, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k)
+    )
+    now = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: now[0])
+    clock = ManualClock(START)
+    check = verifier(clock)
+    valid = token(ttl=timedelta(minutes=5))
+    for _ in range(3):
+        check.verify(valid)
+    assert len(decoded) == 1
+    now[0] += auth.VERIFIED_TOKEN_SECONDS
+    check.verify(valid)
+    assert len(decoded) == 2
+    clock.advance(timedelta(minutes=6))
+    with pytest.raises(AuthError) as caught:
+        check.verify(valid)  # still cached, yet expired
+    assert caught.value.reason == "expired"
+    assert len(decoded) == 2
 
 
 def test_token_from_the_future_is_rejected() -> None:

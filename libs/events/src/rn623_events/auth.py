@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,10 @@ ALL_OPERATORS = "*"
 ADMIN_SCOPE = "admin"
 HS256_MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: at least the hash output size
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+# How long a token whose signature verified is trusted without checking it again (its
+# time claims are checked every time), and how many such tokens a process remembers.
+VERIFIED_TOKEN_SECONDS = 60.0
+VERIFIED_TOKENS_KEPT = 4096
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -126,6 +131,9 @@ class TokenVerifier:
         self._clock = clock
         self._jwks: jwt.PyJWKClient | None = None
         self._key: bytes | RSAPublicKey | None = None
+        # A contact-center platform sends the same token with thousands of requests: its
+        # signature is checked once a minute, its times on every request.
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
         secret = settings.secret.get_secret_value() if settings.secret else ""
         configured = [bool(secret), bool(settings.public_key), bool(settings.jwks_url)]
         if sum(configured) != 1:
@@ -155,7 +163,15 @@ class TokenVerifier:
         """Validate ``token`` and return its principal, or raise ``AuthError``."""
         if not token:
             raise AuthError("missing")
-        claims = self._decode(token)
+        now = time.monotonic()
+        cached = self._verified.get(token)
+        if cached is not None and now - cached[0] < VERIFIED_TOKEN_SECONDS:
+            claims = cached[1]
+        else:
+            claims = self._decode(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+            self._verified[token] = (now, claims)
         self._check_times(claims)
         return _principal(claims)
 

@@ -47,8 +47,14 @@ def configure_telemetry(settings: TelemetrySettings, service_name: str) -> Trace
 
 
 def instrument_app(app: FastAPI) -> None:
-    """Trace every request of ``app`` (probes and ``/metrics`` excluded)."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+    """Trace every request of ``app`` (probes and ``/metrics`` excluded).
+
+    One span per request: the ASGI layer's extra span per body chunk received and sent says
+    nothing a reader needs and cost ~6 % of a busy API's CPU.
+    """
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+    )
 
 
 def exporting_traces(settings: TelemetrySettings) -> bool:
