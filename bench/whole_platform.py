@@ -248,9 +248,12 @@ async def fan_out(
     return out
 
 
-async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> int:
-    """Records not yet consumed by the services' groups plus events not yet published."""
-    behind = 0
+async def backlog_by_source(
+    platform: Platform, groups: dict[str, AIOKafkaConsumer]
+) -> dict[str, int]:
+    """Records not yet consumed, per consumer group, and events not yet published, per
+    service outbox (``outbox:<service>``)."""
+    behind: dict[str, int] = {}
     probe = next(iter(groups.values()))
     partitions = [
         TopicPartition(topic, p)
@@ -258,20 +261,25 @@ async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> in
         for p in sorted(probe.partitions_for_topic(topic) or ())
     ]
     ends = await probe.end_offsets(partitions)
-    for reader in groups.values():
+    for group, reader in groups.items():
         for tp in partitions:
             committed = await reader.committed(tp)
             if committed is not None:  # None: this group does not read that topic
-                behind += max(ends[tp] - committed, 0)
+                behind[group] = behind.get(group, 0) + max(ends[tp] - committed, 0)
     for service in SERVICES:
         conn = await asyncpg.connect(platform.database_url(service))
         try:
-            behind += int(
+            behind[f"outbox:{service}"] = int(
                 await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             )
         finally:
             await conn.close()
     return behind
+
+
+async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> int:
+    """Records not yet consumed by the services' groups plus events not yet published."""
+    return sum((await backlog_by_source(platform, groups)).values())
 
 
 async def group_readers(bootstrap: str) -> dict[str, AIOKafkaConsumer]:
@@ -316,11 +324,13 @@ async def sustained(
     assert platform.broker is not None
     groups = await group_readers(platform.broker.bootstrap_servers)
     samples: list[tuple[float, int]] = []
+    by_source: dict[str, int] = {}
     load = asyncio.create_task(offered_load(client, headers, rate, seconds))
     started = time.monotonic()
     try:
         while not load.done():
-            samples.append((time.monotonic() - started, await backlog(platform, groups)))
+            by_source = await backlog_by_source(platform, groups)
+            samples.append((time.monotonic() - started, sum(by_source.values())))
             await asyncio.sleep(2.0)
         issuance, _ = await load
     finally:
@@ -334,6 +344,8 @@ async def sustained(
         "backlog_samples": samples,
         "backlog_slope_per_s": slope,
         "backlog_max": max((b for _, b in samples), default=0),
+        # where the backlog was at the last sample: which consumer or outbox falls behind
+        "backlog_last_by_source": by_source,
         # Growth under 1 % of the offered rate is noise from batching; more is falling behind.
         "keeps_up": slope <= rate * 0.01,
     }
@@ -432,6 +444,12 @@ def report(figures: dict[str, Any]) -> None:
         f"{held['backlog_slope_per_s']:.1f}/s (max {held['backlog_max']}): "
         + ("keeps up" if held["keeps_up"] else "FALLS BEHIND")
     )
+    if not held["keeps_up"]:
+        behind = sorted(held["backlog_last_by_source"].items(), key=lambda kv: -kv[1])
+        console.print(
+            "backlog at the end, by source: "
+            + ", ".join(f"{source} {count}" for source, count in behind if count)
+        )
     console.print(
         f"limits: raw insert+commit {limits['raw_insert_commit_per_s']:.0f}/s; Kafka produce "
         f"{limits['kafka']['produce_per_s']:.0f}/s, consume {limits['kafka']['consume_per_s']:.0f}"

@@ -10,7 +10,7 @@ from deadline_svc.runtime import Runtime
 from deadline_svc.scheduler import Scheduler
 from deadline_svc.settings import DeadlineSettings
 from rn623_events.clock import Clock
-from rn623_events.db import create_engine, session_factory
+from rn623_events.db import create_worker_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
@@ -27,7 +27,7 @@ async def main(settings: DeadlineSettings | None = None, clock: Clock | None = N
         settings.service_name, settings.telemetry.log_level, json=settings.telemetry.log_json
     )
     configure_telemetry(settings.telemetry, settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=6)
+    engine = create_worker_engine(settings.database_url, pool_size=6)
     rt = Runtime(
         sessions=session_factory(engine),
         clock=clock or settings.make_clock(),

@@ -66,14 +66,51 @@ async def closed(session: AsyncSession) -> set[str]:
     return set((await session.scalars(sa.select(closed_quarters.c.quarter))).all())
 
 
-def _unnest(*columns: tuple[Sequence[Any], Any]) -> sa.Subquery:
-    """A subquery over parallel arrays (one round trip for a whole batch)."""
+def _unnest(*kinds: Any) -> sa.Subquery:
+    """A subquery over parallel array parameters ``c0``, ``c1``… (one round trip for a
+    whole batch, one statement shape whatever its size)."""
     return sa.select(
         *(
-            sa.func.unnest(sa.cast(list(values), ARRAY(kind))).label(f"c{i}")
-            for i, (values, kind) in enumerate(columns)
+            sa.func.unnest(sa.cast(sa.bindparam(f"c{i}"), ARRAY(kind))).label(f"c{i}")
+            for i, kind in enumerate(kinds)
         )
     ).subquery()
+
+
+def _arrays(*columns: Iterable[Any]) -> dict[str, list[Any]]:
+    """The parameters of an ``_unnest`` subquery."""
+    return {f"c{i}": list(values) for i, values in enumerate(columns)}
+
+
+def _add_complaints_statement() -> Any:
+    statement = insert(complaint_counts).from_select(
+        ["ans_registry", "coverage", "month", "complaints"],
+        sa.select(_unnest(sa.Text, sa.Text, sa.Date, sa.BigInteger)),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(complaint_counts.primary_key.columns),
+        set_={"complaints": complaint_counts.c.complaints + statement.excluded.complaints},
+    )
+
+
+def _add_indicators_statement() -> Any:
+    statement = insert(indicators).from_select(
+        ["ans_registry", "quarter", "metric", "count", "total"],
+        sa.select(_unnest(sa.Text, sa.Text, sa.Text, sa.BigInteger, sa.Float)),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(indicators.primary_key.columns),
+        set_={
+            "count": indicators.c.count + statement.excluded["count"],
+            "total": indicators.c.total + statement.excluded.total,
+        },
+    )
+
+
+# Built once: the counting consumers run these for every batch, and building a statement
+# (and its cache key) per call cost more than running it.
+_ADD_COMPLAINTS = _add_complaints_statement()
+_ADD_INDICATORS = _add_indicators_statement()
 
 
 async def add_complaints(
@@ -83,20 +120,9 @@ async def add_complaints(
     if not counts:
         return
     keys = list(counts)
-    rows = _unnest(
-        ([k[0] for k in keys], sa.Text),
-        ([k[1] for k in keys], sa.Text),
-        ([k[2] for k in keys], sa.Date),
-        ([counts[k] for k in keys], sa.BigInteger),
-    )
-    statement = insert(complaint_counts).from_select(
-        ["ans_registry", "coverage", "month", "complaints"], sa.select(rows)
-    )
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(complaint_counts.primary_key.columns),
-            set_={"complaints": complaint_counts.c.complaints + statement.excluded.complaints},
-        )
+        _ADD_COMPLAINTS,
+        _arrays([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], counts.values()),
     )
 
 
@@ -107,24 +133,15 @@ async def add_indicators(
     if not increments:
         return
     keys = list(increments)
-    rows = _unnest(
-        ([k[0] for k in keys], sa.Text),
-        ([k[1] for k in keys], sa.Text),
-        ([k[2] for k in keys], sa.Text),
-        ([increments[k][0] for k in keys], sa.BigInteger),
-        ([increments[k][1] for k in keys], sa.Float),
-    )
-    statement = insert(indicators).from_select(
-        ["ans_registry", "quarter", "metric", "count", "total"], sa.select(rows)
-    )
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(indicators.primary_key.columns),
-            set_={
-                "count": indicators.c.count + statement.excluded["count"],
-                "total": indicators.c.total + statement.excluded.total,
-            },
-        )
+        _ADD_INDICATORS,
+        _arrays(
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [increments[k][0] for k in keys],
+            [increments[k][1] for k in keys],
+        ),
     )
 
 
@@ -171,28 +188,35 @@ async def put_beneficiaries(session: AsyncSession, rows: Sequence[Mapping[str, A
     updated_at), one statement per 10 000 rows."""
     for start in range(0, len(rows), 10_000):
         chunk = rows[start : start + 10_000]
-        values = _unnest(
-            ([r["ans_registry"] for r in chunk], sa.Text),
-            ([r["coverage"] for r in chunk], sa.Text),
-            ([r["month"] for r in chunk], sa.Date),
-            ([r["count"] for r in chunk], sa.Integer),
-            ([r["source"] for r in chunk], sa.Text),
-            ([r["updated_at"] for r in chunk], sa.DateTime(timezone=True)),
-        )
-        statement = insert(beneficiaries).from_select(
-            ["ans_registry", "coverage", "month", "count", "source", "updated_at"],
-            sa.select(values),
-        )
         await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=list(beneficiaries.primary_key.columns),
-                set_={
-                    "count": statement.excluded["count"],
-                    "source": statement.excluded.source,
-                    "updated_at": statement.excluded.updated_at,
-                },
-            )
+            _PUT_BENEFICIARIES,
+            _arrays(
+                *([r[name] for r in chunk] for name in _BENEFICIARY_COLUMNS),
+            ),
         )
+
+
+_BENEFICIARY_COLUMNS = ("ans_registry", "coverage", "month", "count", "source", "updated_at")
+
+
+def _put_beneficiaries_statement() -> Any:
+    statement = insert(beneficiaries).from_select(
+        list(_BENEFICIARY_COLUMNS),
+        sa.select(
+            _unnest(sa.Text, sa.Text, sa.Date, sa.Integer, sa.Text, sa.DateTime(timezone=True))
+        ),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(beneficiaries.primary_key.columns),
+        set_={
+            "count": statement.excluded["count"],
+            "source": statement.excluded.source,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+
+
+_PUT_BENEFICIARIES = _put_beneficiaries_statement()
 
 
 async def load_inputs(

@@ -11,7 +11,7 @@ from igr_svc.gauges import refresh_gauges
 from igr_svc.runtime import Runtime
 from igr_svc.settings import IgrSettings
 from rn623_events.clock import Clock
-from rn623_events.db import create_engine, session_factory
+from rn623_events.db import create_worker_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
@@ -28,7 +28,7 @@ async def main(settings: IgrSettings | None = None, clock: Clock | None = None) 
         settings.service_name, settings.telemetry.log_level, json=settings.telemetry.log_json
     )
     configure_telemetry(settings.telemetry, settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=6)
+    engine = create_worker_engine(settings.database_url, pool_size=6)
     rt = Runtime.build(settings, session_factory(engine), clock or settings.make_clock())
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic(settings.service_name))
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)

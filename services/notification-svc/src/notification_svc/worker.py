@@ -12,7 +12,7 @@ from notification_svc.provider_setup import build_providers
 from notification_svc.runtime import Runtime
 from notification_svc.settings import NotificationSettings
 from rn623_events.clock import Clock
-from rn623_events.db import create_engine, session_factory
+from rn623_events.db import create_worker_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
@@ -29,7 +29,7 @@ async def main(settings: NotificationSettings | None = None, clock: Clock | None
         settings.service_name, settings.telemetry.log_level, json=settings.telemetry.log_json
     )
     configure_telemetry(settings.telemetry, settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=8)
+    engine = create_worker_engine(settings.database_url, pool_size=8)
     providers = build_providers(settings)
     rt = Runtime(
         sessions=session_factory(engine),

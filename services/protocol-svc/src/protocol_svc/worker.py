@@ -10,7 +10,7 @@ from protocol_svc.numbering import SequenceAllocator
 from protocol_svc.operations import Runtime
 from protocol_svc.settings import ProtocolSettings
 from rn623_events.clock import Clock
-from rn623_events.db import create_engine, session_factory
+from rn623_events.db import create_worker_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
@@ -27,8 +27,8 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
         settings.service_name, settings.telemetry.log_level, json=settings.telemetry.log_json
     )
     configure_telemetry(settings.telemetry, settings.service_name)
-    engine = create_engine(settings.database_url, pool_size=4)
-    sequences_engine = create_engine(settings.database_url, pool_size=2)
+    engine = create_worker_engine(settings.database_url, pool_size=4)
+    sequences_engine = create_worker_engine(settings.database_url, pool_size=2)
     rt = Runtime(
         engine=engine,
         sessions=session_factory(engine),

@@ -111,34 +111,10 @@ async def save_schedule(
     refuses such a purge). Disposed entries never come back."""
     if not rows:
         return
-    values = sa.select(
-        *(
-            sa.func.unnest(sa.cast([row[name] for row in rows], ARRAY(kind))).label(name)
-            for name, kind in _SCHEDULE_COLUMNS
-        )
-    ).subquery()
-    statement = insert(schedules).from_select(
-        [name for name, _ in _SCHEDULE_COLUMNS], sa.select(values)
-    )
-    excluded = statement.excluded
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[schedules.c.protocol_number, schedules.c.record_class],
-            set_={
-                "retain_until": excluded.retain_until,
-                "status": RETAINED,
-                "purge_request_id": None,
-                "updated_at": excluded.updated_at,
-            },
-            where=sa.or_(
-                schedules.c.status == RETAINED,
-                sa.and_(
-                    schedules.c.status == PURGE_REQUESTED,
-                    sa.or_(excluded.retain_until.is_(None), excluded.retain_until > now),
-                ),
-            ),
-        )
-    )
+    params: dict[str, Any] = {
+        f"v_{name}": [row[name] for row in rows] for name, _ in _SCHEDULE_COLUMNS
+    }
+    await session.execute(_SAVE_SCHEDULE, {**params, "now": now})
 
 
 # One statement shape whatever the number of rows (parallel arrays), so SQLAlchemy
@@ -152,6 +128,41 @@ _SCHEDULE_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("purge_request_id", sa.Uuid),
     ("updated_at", sa.DateTime(timezone=True)),
 )
+
+
+def _save_schedule_statement() -> Any:
+    """The upsert of ``save_schedule`` over parallel arrays, built once: building it per
+    call (and its cache key) cost more than running it."""
+    values = sa.select(
+        *(
+            sa.func.unnest(sa.cast(sa.bindparam(f"v_{name}"), ARRAY(kind))).label(name)
+            for name, kind in _SCHEDULE_COLUMNS
+        )
+    ).subquery()
+    statement = insert(schedules).from_select(
+        [name for name, _ in _SCHEDULE_COLUMNS], sa.select(values)
+    )
+    excluded = statement.excluded
+    now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
+    return statement.on_conflict_do_update(
+        index_elements=[schedules.c.protocol_number, schedules.c.record_class],
+        set_={
+            "retain_until": excluded.retain_until,
+            "status": RETAINED,
+            "purge_request_id": None,
+            "updated_at": excluded.updated_at,
+        },
+        where=sa.or_(
+            schedules.c.status == RETAINED,
+            sa.and_(
+                schedules.c.status == PURGE_REQUESTED,
+                sa.or_(excluded.retain_until.is_(None), excluded.retain_until > now),
+            ),
+        ),
+    )
+
+
+_SAVE_SCHEDULE = _save_schedule_statement()
 
 
 async def cancel_emptied_requests(

@@ -15,7 +15,7 @@ from retention_svc.runtime import Runtime
 from retention_svc.settings import RetentionSettings
 from rn623_events.auth import mint_token
 from rn623_events.clock import Clock
-from rn623_events.db import create_engine, session_factory
+from rn623_events.db import create_worker_engine, session_factory
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
@@ -59,7 +59,7 @@ async def main(settings: RetentionSettings | None = None, clock: Clock | None = 
     )
     configure_telemetry(settings.telemetry, settings.service_name)
     clock = clock or settings.make_clock()
-    engine = create_engine(settings.database_url, pool_size=6)
+    engine = create_worker_engine(settings.database_url, pool_size=6)
     rt = Runtime.build(settings, session_factory(engine), clock)
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic(settings.service_name))
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
