@@ -23,6 +23,7 @@ from rn623_rulebook.protocol_numbers import (
     compute_check_digit,
     get_layout,
     layout_for_volume,
+    registries_of,
 )
 
 pytestmark = pytest.mark.unit
@@ -659,3 +660,10 @@ def test_layout_for_volume_refuses_bad_input() -> None:
         layout_for_volume(True)
     with pytest.raises(TypeError):
         layout_for_volume(1.5)  # type: ignore[arg-type]
+
+
+def test_registries_of_reads_whose_number_it_is_without_a_lookup() -> None:
+    number = get_layout("ans-default-20").format("123456", dt.date(2025, 11, 21), 42)
+    assert registries_of(number) == {"123456"}
+    assert registries_of("not-a-number") == frozenset()
+    assert registries_of("123456" + "20251341" + "000001") == frozenset()  # no 13th month

@@ -333,6 +333,20 @@ async def test_holds_and_access_requests_refuse_another_operators_protocol(
         assert_field_problem(response, "body.protocol_number")
 
 
+async def test_another_operators_number_is_refused_alike_known_or_not(
+    app_client: httpx.AsyncClient, token: Headers, runtime: Runtime
+) -> None:
+    known, unknown = await add_protocol(runtime, OPERATOR_B), number(OPERATOR_B)
+    hold = {"scope": "protocol", "reason": "r"}
+    for path, body in (("/v1/legal-holds", hold), ("/v1/access-requests", {})):
+        answers = [
+            await post(app_client, path, token(), operator=OPERATOR_A, protocol_number=n, **body)
+            for n in (known, unknown)
+        ]
+        assert [a.status_code for a in answers] == [422, 422]
+        assert answers[0].json()["errors"] == answers[1].json()["errors"]
+
+
 # ---- purges --------------------------------------------------------------------------------
 
 

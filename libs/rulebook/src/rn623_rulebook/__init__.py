@@ -19,6 +19,7 @@ from rn623_rulebook.protocol_numbers import (
     ProtocolNumber,
     SequenceExhausted,
     get_layout,
+    registries_of,
 )
 from rn623_rulebook.retention import (
     complaint_closing,
@@ -58,6 +59,7 @@ __all__ = [
     "protocol_retention",
     "purge_allowed",
     "quarterly_igr",
+    "registries_of",
     "resolution_instant",
     "retain_until",
     "retention_for_protocol",

@@ -532,6 +532,18 @@ def get_layout(layout_id: str) -> ProtocolLayout:
     return LAYOUTS[layout_id]
 
 
+def registries_of(number: str) -> frozenset[str]:
+    """The ANS registrations ``number`` carries under the packaged layouts it is valid in
+    (empty when it is valid in none): whose protocol a number is, without looking it up."""
+    found = set()
+    for layout in LAYOUTS.values():
+        try:
+            found.add(layout.parse(number).ans_registry)
+        except InvalidProtocolNumber:
+            continue
+    return frozenset(found)
+
+
 def layout_for_volume(expected_contacts_per_day: int) -> ProtocolLayout:
     """Suggest the shortest packaged layout whose capacity is HEADROOM_FACTOR x the volume."""
     if isinstance(expected_contacts_per_day, bool) or not isinstance(

@@ -58,6 +58,7 @@ from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
 from rn623_events.http import app_runtime
 from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, field_problem, problem_type
+from rn623_rulebook import registries_of
 from rn623_rulebook.calendars import DEFAULT_TIMEZONE
 
 log = logging.getLogger(__name__)
@@ -629,7 +630,17 @@ def _not_found(what: str) -> ProblemError:
 async def _check_protocol_operator(
     session: AsyncSession, protocol_number: str, ans_registry: str
 ) -> Mapping[str, Any] | None:
-    """The protocol's facts if known here; a 422 when it belongs to another operator."""
+    """The protocol's facts if known here; a 422 when it belongs to another operator.
+
+    A protocol number carries its operator's ANS registration, so another operator's
+    number is refused whether or not it is known here: answering only for known ones would
+    tell a caller which of another operator's numbers exist.
+    """
+    carried = registries_of(protocol_number)
+    if carried and ans_registry not in carried:
+        raise field_problem(
+            "body.protocol_number", "is not a protocol of this operator", "wrong_operator"
+        )
     known = await q.get_protocol(session, protocol_number)
     if known is not None and known["ans_registry"] != ans_registry:
         raise field_problem(
