@@ -12,6 +12,7 @@ from rn623_events.contracts.operators import (
     UF,
     UF_IBGE_CODES,
     BrazilTimeZone,
+    ExtraHoliday,
     OperatorUpserted,
 )
 from rn623_events.registry import REGISTRY
@@ -93,3 +94,11 @@ def test_serializes_to_json_with_offset() -> None:
     assert data["extra_holidays"] == [{"date": "2025-10-24", "name": "Elevação do Amazonas"}]
     assert OperatorUpserted.model_validate(data) == event
     assert isinstance(event.updated_at, datetime)
+
+
+@pytest.mark.parametrize("value", [0, "0", 1_700_000_000, "17/11/2025", True])
+def test_an_extra_holiday_date_is_a_calendar_date_not_a_number(value: object) -> None:
+    with pytest.raises(ValidationError, match="calendar date"):
+        ExtraHoliday.model_validate({"date": value, "name": "Aniversário da cidade"})
+    holiday = ExtraHoliday.model_validate_json('{"date": "2025-11-17", "name": "Aniversário"}')
+    assert holiday.date.isoformat() == "2025-11-17"

@@ -352,6 +352,18 @@ async def test_a_deadline_id_must_be_a_uuid(app_client: httpx.AsyncClient, token
 # ---- calculator --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("value", ["0", "1700000000", "2025-1-19", "19/11/2025"])
+async def test_a_date_parameter_must_be_a_calendar_date(
+    app_client: httpx.AsyncClient, token: Headers, value: str
+) -> None:
+    for path, params in (
+        ("/v1/calendar/add-business-days", {"start": value, "days": 1, "uf": "SP"}),
+        ("/v1/rules", {"on": value}),
+    ):
+        response = await app_client.get(path, params=params, headers=token(scopes=READER))
+        assert_field_problem(response, "query." + ("start" if "start" in params else "on"))
+
+
 async def test_the_calculator_skips_weekends_and_holidays_of_the_place(
     app_client: httpx.AsyncClient, token: Headers
 ) -> None:

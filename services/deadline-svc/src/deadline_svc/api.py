@@ -38,7 +38,7 @@ from deadline_svc.schemas import (
     RulesOut,
 )
 from rn623_events.auth import Principal, ensure_operator, require_scopes
-from rn623_events.contracts.common import DemandTypeStr
+from rn623_events.contracts.common import DemandTypeStr, IsoDate
 from rn623_events.contracts.deadlines import DeadlineKind
 from rn623_events.contracts.operators import UF, BrazilTimeZone
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
@@ -145,7 +145,7 @@ async def get_deadline(deadline_id: uuid.UUID, rt: RuntimeDep, principal: Reader
 async def add_business_days(
     rt: RuntimeDep,
     principal: Reader,
-    start: Annotated[date, Query(description="The day counting starts from (day 0).")],
+    start: Annotated[IsoDate, Query(description="The day counting starts from (day 0).")],
     days: Annotated[int, Query(ge=-MAX_DAYS, le=MAX_DAYS, description="Business days to add.")],
     operator: Annotated[
         str | None,
@@ -214,7 +214,7 @@ async def get_rules(
     rt: RuntimeDep,
     principal: Reader,
     on: Annotated[
-        date | None, Query(description="Judge rules in force on this day (default: today).")
+        IsoDate | None, Query(description="Judge rules in force on this day (default: today).")
     ] = None,
     include_all: Annotated[
         bool, Query(alias="all", description="Include rules not in force on that day.")

@@ -12,9 +12,18 @@ dead-letter headers and logs.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "REANALYSIS_OUTCOMES",
@@ -32,6 +41,7 @@ __all__ = [
     "Direction",
     "InteractionContent",
     "InteractionKind",
+    "IsoDate",
     "LegalBasis",
     "NotificationChannel",
     "Outcome",
@@ -42,6 +52,21 @@ __all__ = [
     "check_legal_basis",
     "cpf_has_valid_check_digits",
 ]
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _calendar_date_only(value: Any) -> Any:
+    """Refuse what pydantic would read as a Unix timestamp (``0`` → 1 January 1970)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and not _ISO_DATE.fullmatch(value)
+    ):
+        raise ValueError("must be a calendar date, YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_calendar_date_only)]
+"""A calendar date written ``YYYY-MM-DD`` (never a number)."""
 
 AnsRegistry = Annotated[
     str, Field(pattern=r"^[0-9]{6}$", description="ANS registration number (6 digits).")

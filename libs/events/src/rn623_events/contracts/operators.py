@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rn623_events.contracts.common import AnsRegistry, AwareDatetime
+from rn623_events.contracts.common import AnsRegistry, AwareDatetime, IsoDate
 from rn623_events.registry import Event, contract
 
 Segment = Literal["medical", "dental", "both"]
@@ -68,7 +67,7 @@ class ExtraHoliday(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    date: dt.date = Field(description="Calendar date of the holiday.")
+    date: IsoDate = Field(description="Calendar date of the holiday.")
     name: str = Field(min_length=1, max_length=120, description="Name of the holiday.")
 
 
