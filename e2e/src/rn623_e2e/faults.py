@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -411,6 +412,67 @@ class Faults:
             await self.count_effects("redelivery", load)
         finally:
             self.load_size = saved
+        await self.late_contact_then_replay(op, orphan_contact)
+
+    async def late_contact_then_replay(self, op: Operator, contact: str) -> None:
+        """The orphan's contact arrives at last; an operator replays protocol-svc's dead
+        letters and the record takes effect, once."""
+        assert self.platform.broker is not None
+        late = make_envelope(
+            ContactOpened(
+                ans_registry=op.ans, contact_id=contact, channel="chat", direction="inbound",
+                occurred_at=self.platform.now(),
+                beneficiary=RawBeneficiary(**self.beneficiary("email").body()),
+            ),
+            source="cc-e2e", time=self.platform.now(),
+        )  # fmt: skip
+        producer = AIOKafkaProducer(bootstrap_servers=self.platform.broker.bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                late.topic, key=late.key, value=late.value(), headers=late.headers()
+            )
+        finally:
+            await producer.stop()
+        self.report.figures.events_sent += 1
+        url = f"{self.platform.url('protocol-svc')}/v1/protocols"
+
+        async def notes() -> tuple[list[Any]] | None:
+            """The protocol's notes (in a tuple: none yet is an answer), None before it exists."""
+            page = expect_ok(
+                await self.client.get(url, params={"operator": op.ans, "limit": 200}), "list"
+            )
+            for item in page["items"]:
+                detail = expect_ok(
+                    await self.client.get(f"{url}/{item['protocol_number']}"), "protocol"
+                )
+                if detail.get("contact_id") == contact:
+                    return ([i for i in detail["interactions"] if i["kind"] == "note"],)
+            return None
+
+        before = await eventually(notes, within=60)
+        self.report.check(
+            self.section, "dead-letter replay: the late contact opens its protocol, no note yet",
+            before == ([],), observed=before,
+        )  # fmt: skip
+        printed = await self.platform.replay_dead_letters("protocol-svc")
+        counts = [int(n) for n in re.findall(r": (\d+) dead letters replayed", printed)]
+        self.report.check(
+            self.section, "dead-letter replay: the operator command reports what it replayed",
+            sum(counts) >= 1, observed=[ln for ln in printed.splitlines() if "replayed" in ln],
+        )  # fmt: skip
+
+        async def noted() -> tuple[list[Any]] | None:
+            found = await notes()
+            return found if found and found[0] else None
+
+        await eventually(noted, within=30)
+        await asyncio.sleep(2.0)  # a second copy, if any, would show up now
+        replayed = await notes()
+        self.report.count(
+            self.section, "dead-letter replay: the record ahead of its contact takes effect once",
+            expected=1, observed=len(replayed[0]) if replayed else 0,
+        )  # fmt: skip
 
     async def poison(self) -> None:
         """Poison records on the inbound and the protocol topics go to the dead-letter topics

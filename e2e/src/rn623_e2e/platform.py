@@ -333,6 +333,20 @@ class Platform:
         run.worker = self._worker_process(run.spec, run.env)
         run.worker.start()
 
+    async def replay_dead_letters(self, service: str) -> str:
+        """Run ``<service worker> replay-dead-letters`` as an operator would, with the
+        service's settings, next to its running worker; return what it printed."""
+        run = self.services[service]
+        process = await asyncio.create_subprocess_exec(
+            *run.spec.worker_command(), "replay-dead-letters", "--max-seconds", "20",
+            cwd=run.spec.directory, env=run.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+        if process.returncode != 0:
+            raise RuntimeError(f"{service} replay-dead-letters exited {process.returncode}")
+        return output.decode()
+
     def restart_postgres(self) -> None:
         """Stop and start PostgreSQL under the running services."""
         assert self.postgres is not None

@@ -9,7 +9,13 @@ import httpx
 import pytest
 
 from rn623_devinfra.ports import free_port
-from rn623_events.worker import periodic, run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    RUN,
+    periodic,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_endpoints
 
 pytestmark = pytest.mark.unit
@@ -66,3 +72,11 @@ async def test_the_worker_serves_its_probes_and_metrics_until_stopped() -> None:
         await asyncio.wait_for(served, 10)
     assert served.done()
     assert served.exception() is None
+
+
+def test_the_worker_command_runs_by_default_and_can_replay_dead_letters() -> None:
+    assert worker_command("protocol-svc", []).command == RUN
+    replay = worker_command("protocol-svc", ["replay-dead-letters", "--max-seconds", "5"])
+    assert (replay.command, replay.max_seconds) == (REPLAY_DEAD_LETTERS, 5.0)
+    with pytest.raises(SystemExit):
+        worker_command("protocol-svc", ["purge-everything"])

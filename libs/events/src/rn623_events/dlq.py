@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -185,3 +185,28 @@ async def replay_dead_letters(
     finally:
         await reader.stop()
     return replayed
+
+
+class _Replayable(Protocol):
+    """A consumer runner, as the replay sees it."""
+
+    name: str
+
+    async def replay(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Handle dead-lettered records again."""
+
+
+async def replay_service_dead_letters(
+    kafka: KafkaSettings, dlq_topic: str, runners: Sequence[_Replayable], *, max_seconds: float
+) -> dict[str, int]:
+    """Feed each consumer's dead letters back through it once; how many, per consumer.
+
+    What fails again is dead-lettered again, with its new reason; what succeeds takes
+    effect once (the inbox drops a record that was applied before it was dead-lettered).
+    """
+    return {
+        runner.name: await replay_dead_letters(
+            kafka, dlq_topic, consumer=runner.name, process=runner.replay, max_seconds=max_seconds
+        )
+        for runner in runners
+    }

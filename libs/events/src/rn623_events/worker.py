@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -10,9 +11,42 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from rn623_events.dlq import replay_service_dead_letters
+from rn623_events.settings import KafkaSettings
+from rn623_events.topics import dlq_topic
+
 log = logging.getLogger(__name__)
 
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+RUN = "run"
+REPLAY_DEAD_LETTERS = "replay-dead-letters"
+
+
+def worker_command(service: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The worker's command line: ``run`` (the default) or ``replay-dead-letters``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {service.replace('-', '_')}.worker",
+        description=f"{service} worker.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default=RUN,
+        choices=[RUN, REPLAY_DEAD_LETTERS],
+        help=(
+            f"{RUN}: the consumers, timers and outbox relay until SIGTERM; "
+            f"{REPLAY_DEAD_LETTERS}: feed this service's dead letters back through its "
+            "consumers once (after fixing what made them fail), print how many, and exit"
+        ),
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="how long a replay may read the dead-letter topic (default 60)",
+    )
+    return parser.parse_args(argv)
 
 
 async def run_components(
@@ -69,3 +103,16 @@ def periodic(action: Callable[[], Awaitable[Any]], interval: float, *, what: str
             await sleep_unless_stopped(stop, interval)
 
     return run
+
+
+async def replay_dead_letters_command(
+    kafka: KafkaSettings, service: str, runners: Sequence[Any], max_seconds: float
+) -> dict[str, int]:
+    """``replay-dead-letters``: feed the service's dead letters back through its consumers
+    once and print how many each took back (what fails again is dead-lettered again)."""
+    counts = await replay_service_dead_letters(
+        kafka, dlq_topic(service), runners, max_seconds=max_seconds
+    )
+    for consumer, count in counts.items():
+        print(f"{consumer}: {count} dead letters replayed")
+    return counts

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from deadline_svc.consumers import event_consumers
@@ -16,11 +17,20 @@ from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
-from rn623_events.worker import run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    replay_dead_letters_command,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_http
 
 
-async def main(settings: DeadlineSettings | None = None, clock: Clock | None = None) -> None:
+async def main(
+    settings: DeadlineSettings | None = None,
+    clock: Clock | None = None,
+    command: argparse.Namespace | None = None,
+) -> None:
     """Run the consumer, the scheduler and the outbox relay until SIGTERM."""
     settings = settings or DeadlineSettings()
     configure_logging(
@@ -44,6 +54,11 @@ async def main(settings: DeadlineSettings | None = None, clock: Clock | None = N
     )
     consumers = event_consumers(rt, settings.kafka, dead_letters)
     try:
+        if command is not None and command.command == REPLAY_DEAD_LETTERS:
+            await replay_dead_letters_command(
+                settings.kafka, settings.service_name, consumers, command.max_seconds
+            )
+            return
         await run_components(
             [
                 relay.run,
@@ -58,4 +73,4 @@ async def main(settings: DeadlineSettings | None = None, clock: Clock | None = N
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(command=worker_command("deadline-svc")))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from igr_svc.closer import QuarterCloser
@@ -17,11 +18,21 @@ from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
-from rn623_events.worker import periodic, run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    periodic,
+    replay_dead_letters_command,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_http
 
 
-async def main(settings: IgrSettings | None = None, clock: Clock | None = None) -> None:
+async def main(
+    settings: IgrSettings | None = None,
+    clock: Clock | None = None,
+    command: argparse.Namespace | None = None,
+) -> None:
     """Run the consumer, the closer and the relay until SIGTERM."""
     settings = settings or IgrSettings()
     configure_logging(
@@ -37,6 +48,11 @@ async def main(settings: IgrSettings | None = None, clock: Clock | None = None) 
     )
     consumer = event_consumer(rt, settings.kafka, dead_letters)
     try:
+        if command is not None and command.command == REPLAY_DEAD_LETTERS:
+            await replay_dead_letters_command(
+                settings.kafka, settings.service_name, [consumer], command.max_seconds
+            )
+            return
         await run_components(
             [
                 relay.run,
@@ -54,4 +70,4 @@ async def main(settings: IgrSettings | None = None, clock: Clock | None = None) 
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(command=worker_command("igr-svc")))

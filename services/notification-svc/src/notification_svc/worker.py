@@ -3,6 +3,7 @@ outbox relay (python -m notification_svc.worker)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from notification_svc.consumers import event_consumers
@@ -18,11 +19,21 @@ from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
-from rn623_events.worker import periodic, run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    periodic,
+    replay_dead_letters_command,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_http
 
 
-async def main(settings: NotificationSettings | None = None, clock: Clock | None = None) -> None:
+async def main(
+    settings: NotificationSettings | None = None,
+    clock: Clock | None = None,
+    command: argparse.Namespace | None = None,
+) -> None:
     """Run the consumers, the dispatcher, the fallback timer and the relay until SIGTERM."""
     settings = settings or NotificationSettings()
     configure_logging(
@@ -41,6 +52,11 @@ async def main(settings: NotificationSettings | None = None, clock: Clock | None
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
     consumers = event_consumers(rt, settings.kafka, dead_letters)
     try:
+        if command is not None and command.command == REPLAY_DEAD_LETTERS:
+            await replay_dead_letters_command(
+                settings.kafka, settings.service_name, consumers, command.max_seconds
+            )
+            return
         await run_components(
             [
                 relay.run,
@@ -64,4 +80,4 @@ async def main(settings: NotificationSettings | None = None, clock: Clock | None
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(command=worker_command("notification-svc")))

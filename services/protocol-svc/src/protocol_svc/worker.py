@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from protocol_svc.consumers import event_consumer
@@ -16,11 +17,20 @@ from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
-from rn623_events.worker import run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    replay_dead_letters_command,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_http
 
 
-async def main(settings: ProtocolSettings | None = None, clock: Clock | None = None) -> None:
+async def main(
+    settings: ProtocolSettings | None = None,
+    clock: Clock | None = None,
+    command: argparse.Namespace | None = None,
+) -> None:
     """Run the outbox relay and the ``contact-center.inbound`` consumer until SIGTERM."""
     settings = settings or ProtocolSettings()
     configure_logging(
@@ -40,6 +50,11 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
     consumer = event_consumer(rt, settings.kafka, dead_letters, sources=settings.inbound_sources)
     try:
+        if command is not None and command.command == REPLAY_DEAD_LETTERS:
+            await replay_dead_letters_command(
+                settings.kafka, settings.service_name, [consumer], command.max_seconds
+            )
+            return
         await run_components([relay.run, consumer.run, *worker_http(settings, engine)])
     finally:
         await dead_letters.close()
@@ -48,4 +63,4 @@ async def main(settings: ProtocolSettings | None = None, clock: Clock | None = N
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(command=worker_command("protocol-svc")))

@@ -3,6 +3,7 @@ relay (python -m retention_svc.worker)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from datetime import timedelta
 
@@ -21,7 +22,12 @@ from rn623_events.logs import configure_logging
 from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
-from rn623_events.worker import run_components
+from rn623_events.worker import (
+    REPLAY_DEAD_LETTERS,
+    replay_dead_letters_command,
+    run_components,
+    worker_command,
+)
 from rn623_events.worker_http import worker_http
 
 RECORDS_SCOPES = ("protocols:read",)
@@ -51,7 +57,11 @@ def records_token_source(settings: RetentionSettings, clock: Clock) -> TokenSour
     return mint
 
 
-async def main(settings: RetentionSettings | None = None, clock: Clock | None = None) -> None:
+async def main(
+    settings: RetentionSettings | None = None,
+    clock: Clock | None = None,
+    command: argparse.Namespace | None = None,
+) -> None:
     """Run the consumer, the purge runner, the collector and the relay until SIGTERM."""
     settings = settings or RetentionSettings()
     configure_logging(
@@ -81,6 +91,11 @@ async def main(settings: RetentionSettings | None = None, clock: Clock | None = 
             max_backoff=settings.collector_max_backoff_seconds,
         )
         try:
+            if command is not None and command.command == REPLAY_DEAD_LETTERS:
+                await replay_dead_letters_command(
+                    settings.kafka, settings.service_name, [consumer], command.max_seconds
+                )
+                return
             await run_components(
                 [
                     relay.run,
@@ -96,4 +111,4 @@ async def main(settings: RetentionSettings | None = None, clock: Clock | None = 
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(command=worker_command("retention-svc")))
