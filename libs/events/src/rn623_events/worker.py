@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from rn623_events.dlq import replay_service_dead_letters
-from rn623_events.settings import KafkaSettings
+from rn623_events.settings import KafkaSettings, ServiceSettings
 from rn623_events.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -116,3 +116,19 @@ async def replay_dead_letters_command(
     for consumer, count in counts.items():
         print(f"{consumer}: {count} dead letters replayed")
     return counts
+
+
+async def run_worker(
+    command: argparse.Namespace | None,
+    settings: ServiceSettings,
+    consumers: Sequence[Any],
+    components: Sequence[Component],
+) -> None:
+    """Do what the worker's command line asks: replay the service's dead letters through
+    ``consumers`` and return, or run ``components`` until SIGTERM (the default)."""
+    if command is not None and command.command == REPLAY_DEAD_LETTERS:
+        await replay_dead_letters_command(
+            settings.kafka, settings.service_name, consumers, command.max_seconds
+        )
+        return
+    await run_components(components)

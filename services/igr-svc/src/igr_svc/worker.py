@@ -19,10 +19,8 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import (
-    REPLAY_DEAD_LETTERS,
     periodic,
-    replay_dead_letters_command,
-    run_components,
+    run_worker,
     worker_command,
 )
 from rn623_events.worker_http import worker_http
@@ -48,12 +46,10 @@ async def main(
     )
     consumer = event_consumer(rt, settings.kafka, dead_letters)
     try:
-        if command is not None and command.command == REPLAY_DEAD_LETTERS:
-            await replay_dead_letters_command(
-                settings.kafka, settings.service_name, [consumer], command.max_seconds
-            )
-            return
-        await run_components(
+        await run_worker(
+            command,
+            settings,
+            [consumer],
             [
                 relay.run,
                 periodic(closer.tick, settings.closer_interval_seconds, what="quarter closing"),
@@ -62,7 +58,7 @@ async def main(
                 ),
                 consumer.run,
                 *worker_http(settings, engine),
-            ]
+            ],
         )
     finally:
         await dead_letters.close()

@@ -18,9 +18,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import (
-    REPLAY_DEAD_LETTERS,
-    replay_dead_letters_command,
-    run_components,
+    run_worker,
     worker_command,
 )
 from rn623_events.worker_http import worker_http
@@ -50,12 +48,9 @@ async def main(
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
     consumer = event_consumer(rt, settings.kafka, dead_letters, sources=settings.inbound_sources)
     try:
-        if command is not None and command.command == REPLAY_DEAD_LETTERS:
-            await replay_dead_letters_command(
-                settings.kafka, settings.service_name, [consumer], command.max_seconds
-            )
-            return
-        await run_components([relay.run, consumer.run, *worker_http(settings, engine)])
+        await run_worker(
+            command, settings, [consumer], [relay.run, consumer.run, *worker_http(settings, engine)]
+        )
     finally:
         await dead_letters.close()
         await engine.dispose()

@@ -23,9 +23,7 @@ from rn623_events.outbox import OutboxRelay
 from rn623_events.telemetry import configure_telemetry
 from rn623_events.topics import dlq_topic
 from rn623_events.worker import (
-    REPLAY_DEAD_LETTERS,
-    replay_dead_letters_command,
-    run_components,
+    run_worker,
     worker_command,
 )
 from rn623_events.worker_http import worker_http
@@ -91,19 +89,17 @@ async def main(
             max_backoff=settings.collector_max_backoff_seconds,
         )
         try:
-            if command is not None and command.command == REPLAY_DEAD_LETTERS:
-                await replay_dead_letters_command(
-                    settings.kafka, settings.service_name, [consumer], command.max_seconds
-                )
-                return
-            await run_components(
+            await run_worker(
+                command,
+                settings,
+                [consumer],
                 [
                     relay.run,
                     *purger.components(),
                     collector.component(),
                     consumer.run,
                     *worker_http(settings, engine),
-                ]
+                ],
             )
         finally:
             await dead_letters.close()
