@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from rn623_events.dlq import replay_service_dead_letters
-from rn623_events.settings import KafkaSettings, ServiceSettings
+from rn623_events.settings import ServiceSettings
 from rn623_events.topics import dlq_topic
 
 log = logging.getLogger(__name__)
@@ -105,19 +105,6 @@ def periodic(action: Callable[[], Awaitable[Any]], interval: float, *, what: str
     return run
 
 
-async def replay_dead_letters_command(
-    kafka: KafkaSettings, service: str, runners: Sequence[Any], max_seconds: float
-) -> dict[str, int]:
-    """``replay-dead-letters``: feed the service's dead letters back through its consumers
-    once and print how many each took back (what fails again is dead-lettered again)."""
-    counts = await replay_service_dead_letters(
-        kafka, dlq_topic(service), runners, max_seconds=max_seconds
-    )
-    for consumer, count in counts.items():
-        print(f"{consumer}: {count} dead letters replayed")
-    return counts
-
-
 async def run_worker(
     command: argparse.Namespace | None,
     settings: ServiceSettings,
@@ -127,8 +114,13 @@ async def run_worker(
     """Do what the worker's command line asks: replay the service's dead letters through
     ``consumers`` and return, or run ``components`` until SIGTERM (the default)."""
     if command is not None and command.command == REPLAY_DEAD_LETTERS:
-        await replay_dead_letters_command(
-            settings.kafka, settings.service_name, consumers, command.max_seconds
+        counts = await replay_service_dead_letters(
+            settings.kafka,
+            dlq_topic(settings.service_name),
+            consumers,
+            max_seconds=command.max_seconds,
         )
+        for consumer, count in counts.items():
+            print(f"{consumer}: {count} dead letters replayed")  # the command's output
         return
     await run_components(components)
