@@ -572,3 +572,64 @@ async def test_landlines_get_no_sms_and_old_mobiles_get_their_ninth_digit(h: Har
     await h.until_status(old_mobile, "delivered")
     (sent,) = h.received(old_mobile, provider="meta")
     assert sent.to in (["5511981234567"], ["+5511981234567"])
+
+
+async def test_a_chunk_records_each_outcome_and_skips_only_the_one_it_cannot_record(
+    h: Harness,
+) -> None:
+    """Accepted calls are recorded together; one whose record fails (a provider id with a
+    NUL, which PostgreSQL refuses) is left to its lease alone, and the rest still land:
+    WhatsApp sent with its fallback timer, e-mail final, a retryable failure retried."""
+    numbers = [protocol_number() for _ in range(4)]
+    await h.handle(
+        opened(ANS, numbers[0], h.clock.now()),
+        opened(ANS, numbers[1], h.clock.now(), preferred_channels=("email",)),
+        opened(ANS, numbers[2], h.clock.now()),
+        opened(ANS, numbers[3], h.clock.now()),
+    )
+    token = uuid.uuid4()
+    async with h.rt.uow() as uow:
+        await uow.session.execute(
+            deliveries.update()
+            .where(deliveries.c.protocol_number.in_(numbers))
+            .values(status="sending", lease_token=token, lease_until=h.clock.now())
+        )
+        await uow.commit()
+    rows = {n: (await h.message(n))["deliveries"][0] for n in numbers}
+
+    def outcome(number: str, provider: str, **result: Any) -> Outcome:
+        row = rows[number]
+        return Outcome(row["id"], row["message_id"], token, provider, **result)
+
+    await Dispatcher(h.rt)._record(
+        [
+            outcome(numbers[0], "meta", provider_message_id="wamid.ok"),
+            outcome(numbers[1], "smtp", provider_message_id="<ok@example>"),
+            outcome(numbers[2], "meta", provider_message_id="bad\x00id"),
+            outcome(numbers[3], "meta", error=ProviderError("http_503", retryable=True)),
+        ]
+    )
+    found = {n: await h.message(n) for n in numbers}
+    whatsapp, email, unrecorded, retried = (found[n]["deliveries"][0] for n in numbers)
+    assert (whatsapp["status"], whatsapp["provider_message_id"]) == ("sent", "wamid.ok")
+    assert whatsapp["fallback_at"] is not None
+    assert whatsapp["lease_until"] is None
+    assert found[numbers[0]]["status"] == "pending"  # waiting for the proof of delivery
+    assert (email["status"], email["fallback_at"]) == ("sent", None)
+    assert found[numbers[1]]["status"] == "sent"  # SMTP acceptance is final
+    assert (unrecorded["status"], unrecorded["lease_token"]) == ("sending", token)
+    assert (retried["status"], retried["attempts"], retried["last_error"]) == (
+        "queued",
+        1,
+        "http_503",
+    )
+    assert (await h.timeline(whatsapp["id"]))[-1] == "sent"
+    assert (await h.timeline(email["id"]))[-1] == "sent"
+    assert (await h.timeline(unrecorded["id"]))[-1] == "queued"
+    assert (await h.timeline(retried["id"]))[-1] == "retrying"
+    sent_events = {
+        n: [t for t, _ in await h.events(n) if t == "notification.sent"] for n in numbers
+    }
+    assert {n: len(e) for n, e in sent_events.items()} == dict(
+        zip(numbers, (1, 1, 0, 0), strict=True)
+    )

@@ -260,28 +260,67 @@ class Dispatcher:
     async def _record_batch(self, ordered: Sequence[Outcome], *, guarded: bool) -> None:
         async with self.rt.uow() as uow:
             await lifecycle.lock_messages(uow, [o.message_id for o in ordered])
-            waiting = await lifecycle.callbacks_waiting(
-                uow,
-                [(o.provider, o.provider_message_id) for o in ordered if o.provider_message_id],
-            )
             policies: dict[str, Policy] = {}
-            for outcome in ordered:
-                if guarded:
-                    await self._record_guarded(uow, outcome, policies, waiting)
-                else:
-                    await self._record_one(uow, outcome, policies, waiting)
+            if guarded:
+                for outcome in ordered:
+                    await self._record_guarded(uow, outcome, policies)
+            else:
+                await self._record_accepted(uow, ordered, policies)
+                for outcome in ordered:
+                    if not _accepted(outcome):
+                        await self._record_one(uow, outcome, policies)
             await uow.commit()
+
+    async def _policy(self, uow: UnitOfWork, ans: str, policies: dict[str, Policy]) -> Policy:
+        """The operator's policy, read once per transaction."""
+        if ans not in policies:
+            policies[ans] = await self.rt.policy(uow, ans)
+        return policies[ans]
+
+    async def _record_accepted(
+        self,
+        uow: UnitOfWork,
+        ordered: Sequence[Outcome],
+        policies: dict[str, Policy],
+    ) -> None:
+        """Record every accepted call of a chunk at once (the common case), then apply
+        the callbacks that beat the record."""
+        accepted = [o for o in ordered if _accepted(o)]
+        waiting = await lifecycle.callbacks_waiting(
+            uow, [(o.provider, o.provider_message_id) for o in accepted if o.provider_message_id]
+        )
+        rows = await lifecycle.deliveries_for_update(uow, [o.delivery_id for o in accepted])
+        recorded: list[tuple[lifecycle.Accepted, Policy]] = []
+        for outcome in accepted:
+            row = rows.get(outcome.delivery_id)
+            if row is None or outcome.provider_message_id is None:
+                continue  # purged meanwhile
+            if not _still_claimed(row, outcome):
+                continue
+            policy = await self._policy(uow, row["ans_registry"], policies)
+            item = lifecycle.Accepted(
+                row, outcome.provider, outcome.provider_message_id, policy.timeout(row["channel"])
+            )
+            recorded.append((item, policy))
+        await lifecycle.record_sent(uow, [item for item, _ in recorded])
+        for item, policy in recorded:
+            if (item.provider, item.provider_message_id) in waiting:
+                await lifecycle.apply_stored_callbacks(
+                    uow, item.row["id"], item.provider, item.provider_message_id, policy
+                )
 
     async def _record_guarded(
         self,
         uow: UnitOfWork,
         outcome: Outcome,
         policies: dict[str, Policy],
-        waiting: set[tuple[str, str]],
     ) -> None:
         try:
             async with uow.savepoint():
-                await self._record_one(uow, outcome, policies, waiting)
+                if _accepted(outcome):
+                    await self._record_accepted(uow, [outcome], policies)
+                else:
+                    await self._record_one(uow, outcome, policies)
         except Exception as exc:
             if is_infrastructure_error(exc) or is_transaction_conflict(exc):
                 raise
@@ -292,30 +331,13 @@ class Dispatcher:
             )
 
     async def _record_one(
-        self,
-        uow: UnitOfWork,
-        outcome: Outcome,
-        policies: dict[str, Policy],
-        waiting: set[tuple[str, str]],
+        self, uow: UnitOfWork, outcome: Outcome, policies: dict[str, Policy]
     ) -> None:
+        """Record a call that was not accepted: retry, fail over, or give the channel up."""
         row = await lifecycle.delivery_for_update(uow, outcome.delivery_id, message_locked=True)
-        if row is None or row["status"] != "sending" or row["lease_token"] != outcome.lease_token:
-            return  # purged, or claimed again by another worker after our lease ended
-        ans = row["ans_registry"]
-        if ans not in policies:
-            policies[ans] = await self.rt.policy(uow, ans)
-        policy = policies[ans]
-        if outcome.error is None and outcome.provider_message_id is not None:
-            await lifecycle.record_sent(
-                uow,
-                row,
-                provider=outcome.provider,
-                provider_message_id=outcome.provider_message_id,
-                fallback_after=policy.timeout(row["channel"]),
-                policy=policy,
-                callbacks_waiting=(outcome.provider, outcome.provider_message_id) in waiting,
-            )
-            return
+        if row is None or not _still_claimed(row, outcome):
+            return  # purged, or claimed again by another worker
+        policy = await self._policy(uow, row["ans_registry"], policies)
         if row["message_status"] != "pending":
             # another channel proved delivery (or the message closed) meanwhile
             await lifecycle.cancel_delivery(uow, row, detail="message_settled")
@@ -342,6 +364,17 @@ class Dispatcher:
             await lifecycle.give_up_channel(
                 uow, row, reason=safe_reason(f"{reason}:{code}"), policy=policy
             )
+
+
+def _accepted(outcome: Outcome) -> bool:
+    """Whether the provider accepted the call (and said under which id)."""
+    return outcome.error is None and outcome.provider_message_id is not None
+
+
+def _still_claimed(row: dict[str, Any], outcome: Outcome) -> bool:
+    """Whether the delivery is still under the claim that made the call (not claimed
+    again by another worker after this one's lease ended)."""
+    return bool(row["status"] == "sending" and row["lease_token"] == outcome.lease_token)
 
 
 class FallbackTimer:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -230,6 +231,28 @@ async def delivery_for_update(
     return dict(row) if row is not None else None
 
 
+async def deliveries_for_update(
+    uow: UnitOfWork, delivery_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Deliveries with their messages, by id, locked in one statement; the caller holds
+    their messages' locks already (``lock_messages``), so the lock order holds."""
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return {}
+    rows = (
+        (
+            await uow.session.execute(
+                _DELIVERY_WITH_MESSAGE.where(deliveries.c.id.in_(ids))
+                .order_by(deliveries.c.message_id, deliveries.c.id)
+                .with_for_update(of=deliveries)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return {row["id"]: dict(row) for row in rows}
+
+
 async def cancel_delivery(uow: UnitOfWork, row: Mapping[str, Any], *, detail: str) -> None:
     """Drop a delivery whose message is settled (delivered, or closed) meanwhile."""
     now = uow.clock.now()
@@ -241,51 +264,86 @@ async def cancel_delivery(uow: UnitOfWork, row: Mapping[str, Any], *, detail: st
     await timeline(uow, row["id"], "cancelled", now, source="dispatcher", detail=detail)
 
 
-async def record_sent(
-    uow: UnitOfWork,
-    row: Mapping[str, Any],
-    *,
-    provider: str,
-    provider_message_id: str,
-    fallback_after: float | None,
-    policy: Policy,
-    callbacks_waiting: bool = True,
-) -> None:
-    """The provider accepted the message: record its id, start the fallback timer and
-    apply any callback that arrived before this was recorded (``callbacks_waiting``
-    False: the caller looked, there is none; a later one is left to the sweep)."""
+@dataclass(frozen=True)
+class Accepted:
+    """A provider accepted a delivery's message: under which id, and how long the
+    channel has to prove delivery before falling back (None: acceptance is final)."""
+
+    row: Mapping[str, Any]
+    provider: str
+    provider_message_id: str
+    fallback_after: float | None
+
+
+# Every accepted delivery of a batch in one round trip, whatever the batch's size (one
+# prepared statement): the deliveries' new state, their "sent" timeline entries, and the
+# messages that acceptance makes final (channels with no proof of delivery, e-mail).
+_RECORD_SENT = sa.text(
+    """
+    WITH accepted AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:providers AS text[]),
+            CAST(:provider_message_ids AS text[]), CAST(:fallback_ats AS timestamptz[])
+        ) AS accepted (id, provider, provider_message_id, fallback_at)
+    ), sent AS (
+        UPDATE deliveries d
+        SET status = 'sent', provider = a.provider,
+            provider_message_id = a.provider_message_id, sent_at = :now,
+            fallback_at = a.fallback_at, lease_until = NULL, next_attempt_at = NULL
+        FROM accepted a WHERE d.id = a.id
+    ), entries AS (
+        INSERT INTO delivery_events (delivery_id, status, at, provider, source)
+        SELECT id, 'sent', :now, provider, 'dispatcher' FROM accepted
+    ), final AS (
+        UPDATE messages SET status = 'sent', updated_at = :now
+        WHERE id = ANY(CAST(:final_messages AS uuid[])) AND status = 'pending'
+    )
+    SELECT count(*) FROM accepted
+    """
+)
+
+
+async def record_sent(uow: UnitOfWork, accepted: Sequence[Accepted]) -> None:
+    """Providers accepted these deliveries' messages: record their ids and start their
+    fallback timers, in one statement. The caller holds the messages' and deliveries'
+    locks (``deliveries_for_update``), and applies any callback that arrived before
+    this was recorded (``apply_stored_callbacks``)."""
+    if not accepted:
+        return
     now = uow.clock.now()
-    settled = row["message_status"] != "pending"
-    fallback_at = (
-        now + timedelta(seconds=fallback_after)
-        if fallback_after is not None and not settled
-        else None
-    )
+    fallback_ats: list[datetime | None] = []
+    final_messages: list[uuid.UUID] = []
+    for item in accepted:
+        settled = item.row["message_status"] != "pending"
+        if item.fallback_after is None or settled:
+            fallback_ats.append(None)
+        else:
+            fallback_ats.append(now + timedelta(seconds=item.fallback_after))
+        if item.fallback_after is None and not settled:
+            # no proof of delivery will ever come on this channel: accepted is final
+            final_messages.append(item.row["message_id"])
     await uow.session.execute(
-        deliveries.update()
-        .where(deliveries.c.id == row["id"])
-        .values(
-            status="sent",
-            provider=provider,
-            provider_message_id=provider_message_id,
-            sent_at=now,
-            fallback_at=fallback_at,
-            lease_until=None,
-            next_attempt_at=None,
+        _RECORD_SENT,
+        {
+            "now": now,
+            "ids": [item.row["id"] for item in accepted],
+            "providers": [item.provider for item in accepted],
+            "provider_message_ids": [item.provider_message_id for item in accepted],
+            "fallback_ats": fallback_ats,
+            "final_messages": final_messages,
+        },
+    )
+    for item in accepted:
+        sent = {
+            **item.row,
+            "provider": item.provider,
+            "provider_message_id": item.provider_message_id,
+        }
+        uow.publish(
+            NotificationSent(**_event_fields(sent), sent_at=now),
+            trace_headers=item.row["trace_headers"],
         )
-    )
-    await timeline(uow, row["id"], "sent", now, source="dispatcher", provider=provider)
-    sent = {**row, "provider": provider, "provider_message_id": provider_message_id}
-    uow.publish(
-        NotificationSent(**_event_fields(sent), sent_at=now),
-        trace_headers=row["trace_headers"],
-    )
-    uow.after_commit(SENT.labels(row["channel"], provider).inc)
-    if fallback_after is None and not settled:
-        # no proof of delivery will ever come on this channel (e-mail): accepted is final
-        await _set_message(uow, row["message_id"], status="sent", now=now)
-    if callbacks_waiting:
-        await apply_stored_callbacks(uow, row["id"], provider, provider_message_id, policy)
+        uow.after_commit(SENT.labels(item.row["channel"], item.provider).inc)
 
 
 async def callbacks_waiting(
