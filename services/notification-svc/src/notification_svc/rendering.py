@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -164,15 +164,45 @@ _PLACEHOLDER = re.compile(r"\{\{\d+\}\}")
 _EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[^@\s\"'<>]+")
 
 
-@dataclass(frozen=True)
 class RenderedMessage:
-    """The words of one message, for every channel."""
+    """The words of one message, for every channel. Each part is rendered when first
+    read: a WhatsApp or SMS send never pays for the e-mail's HTML."""
 
-    subject: str  # e-mail subject (one line)
-    text: str  # e-mail plain-text part (complete)
-    html: str  # e-mail HTML part (complete, inline CSS, branded)
-    short_text: str  # SMS / WhatsApp session text (short)
-    whatsapp_template: WhatsAppTemplate  # pre-approved template and its parameters
+    def __init__(self, content: MessageContent) -> None:
+        self._content = content
+        self._ctx = _context(content)
+
+    def _template(self, kind: str) -> str:
+        name = f"{self._content.purpose}.{kind}.j2"
+        return _ENV.get_template(name).render(self._ctx).strip() + "\n"
+
+    @cached_property
+    def subject(self) -> str:
+        """The e-mail subject (one line)."""
+        return _one_line(self._template("subject.txt"))
+
+    @cached_property
+    def text(self) -> str:
+        """The e-mail plain-text part (complete)."""
+        return self._template("txt")
+
+    @cached_property
+    def html(self) -> str:
+        """The e-mail HTML part (complete, inline CSS, branded)."""
+        return self._template("html")
+
+    @cached_property
+    def short_text(self) -> str:
+        """The SMS / WhatsApp session text (short)."""
+        return _short_text(self._content.purpose, self._ctx)
+
+    @cached_property
+    def whatsapp_template(self) -> WhatsAppTemplate:
+        """The pre-approved WhatsApp template and its parameters."""
+        return WhatsAppTemplate(
+            name=TEMPLATE_NAMES[self._content.purpose],
+            parameters=_whatsapp_parameters(self._content, self._ctx),
+        )
 
 
 # --- small formatting helpers (also the templates' filters) ---------------------------------
@@ -694,20 +724,5 @@ def _whatsapp_parameters(content: MessageContent, ctx: Mapping[str, Any]) -> tup
 
 
 def render(content: MessageContent) -> RenderedMessage:
-    """Render every channel's words for a message's content."""
-    ctx = _context(content)
-    purpose = content.purpose
-
-    def text_of(kind: str) -> str:
-        return _ENV.get_template(f"{purpose}.{kind}.j2").render(ctx).strip() + "\n"
-
-    return RenderedMessage(
-        subject=_one_line(text_of("subject.txt")),
-        text=text_of("txt"),
-        html=text_of("html"),
-        short_text=_short_text(purpose, ctx),
-        whatsapp_template=WhatsAppTemplate(
-            name=TEMPLATE_NAMES[purpose],
-            parameters=_whatsapp_parameters(content, ctx),
-        ),
-    )
+    """Every channel's words for a message's content (each part rendered on first read)."""
+    return RenderedMessage(content)
