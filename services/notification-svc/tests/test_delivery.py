@@ -5,6 +5,7 @@ respect Retry-After, provider failover, nothing sent twice, nothing lost on a cr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -633,3 +634,24 @@ async def test_a_chunk_records_each_outcome_and_skips_only_the_one_it_cannot_rec
     assert {n: len(e) for n, e in sent_events.items()} == dict(
         zip(numbers, (1, 1, 0, 0), strict=True)
     )
+
+
+async def test_a_consumer_commit_wakes_the_dispatcher_at_once(h: Harness) -> None:
+    """A receipt created in the worker's process is sent at once, not at the
+    dispatcher's next poll (here a minute away)."""
+    slow_poll = h.rt.settings.model_copy(update={"dispatch_interval_seconds": 60.0})
+    rt = dataclasses.replace(h.rt, settings=slow_poll)
+    stop = asyncio.Event()
+    running = asyncio.create_task(Dispatcher(rt).run(stop))
+    try:
+        await asyncio.sleep(0.5)  # its first tick found nothing: it polls in 30-60 s
+        number = protocol_number()
+        await h.handle(opened(ANS, number, h.clock.now()))
+
+        async def sent() -> bool:
+            return bool(h.received(number))
+
+        await eventually(sent, max_seconds=15)
+    finally:
+        stop.set()
+        await running

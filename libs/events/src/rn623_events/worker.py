@@ -83,11 +83,22 @@ async def run_components(
             raise task.exception()  # type: ignore[misc]
 
 
-async def sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` with up to 50 % jitter, returning early when ``stop`` is set."""
+async def sleep_unless_stopped(
+    stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+) -> None:
+    """Sleep ``seconds`` with up to 50 % jitter, returning early when ``stop`` is set
+    (or ``wake``: there is work again)."""
     delay = seconds * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=delay)
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def periodic(action: Callable[[], Awaitable[Any]], interval: float, *, what: str) -> Component:

@@ -281,6 +281,7 @@ class NotificationHandlers:
             answer=answer,
             access=access,
         )
+        uow.after_commit(self.rt.wake_dispatcher)
         await lifecycle.create_message(
             uow,
             content=content,

@@ -116,15 +116,19 @@ class Dispatcher:
         return max(settings.dispatch_lease_seconds, waves * longest + LEASE_MARGIN_SECONDS)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until ``stop``; a full batch is followed at once by the next."""
+        """Tick until ``stop``; a full batch is followed at once by the next, and so is a
+        commit of this process that queued deliveries (``Runtime.wake_dispatcher``)."""
         while not stop.is_set():
+            self.rt.deliveries_queued.clear()  # what is queued from here on wakes it again
             try:
                 handled = await self.tick()
             except Exception as exc:
                 log.warning("dispatch tick failed", extra={"error_type": type(exc).__name__})
                 handled = 0
             if handled < self.settings.dispatch_batch_size:
-                await sleep_unless_stopped(stop, self.settings.dispatch_interval_seconds)
+                await sleep_unless_stopped(
+                    stop, self.settings.dispatch_interval_seconds, self.rt.deliveries_queued
+                )
 
     async def tick(self) -> int:
         """Claim due deliveries, call their providers, record the outcomes."""

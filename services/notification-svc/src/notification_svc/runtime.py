@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,11 +25,18 @@ class Runtime:
     clock: Clock
     settings: NotificationSettings
     providers: Mapping[str, Provider] = field(default_factory=dict)
+    # set when this process queued deliveries: its dispatcher ticks at once, not at its
+    # next poll (a receipt reaches the provider ~a poll interval sooner)
+    deliveries_queued: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
 
     @property
     def source(self) -> str:
         """The CloudEvents source of what this service emits."""
         return self.settings.service_name
+
+    def wake_dispatcher(self) -> None:
+        """Tell this process's dispatcher that deliveries are due now."""
+        self.deliveries_queued.set()
 
     def uow(self) -> UnitOfWork:
         """A new unit of work."""
