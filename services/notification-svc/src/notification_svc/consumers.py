@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,7 +117,7 @@ class NotificationHandlers:
             "preferred_channels": list(b.preferred_channels),
         }
         await uow.session.execute(insert(protocols).values(**values).on_conflict_do_nothing())
-        await self._create(uow, event.protocol_number, "receipt", subject_key="")
+        await self._create(uow, event.protocol_number, "receipt", subject_key="", protocol=values)
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """A receipt for the demand: folded into the contact's unsent receipt, or its own."""
@@ -248,16 +249,21 @@ class NotificationHandlers:
         demands: tuple[DemandInfo, ...] = (),
         answer: AnswerInfo | None = None,
         access: AccessInfo | None = None,
+        protocol: Mapping[str, Any] | None = None,
     ) -> None:
-        protocol = (
-            (
-                await uow.session.execute(
-                    sa.select(protocols).where(protocols.c.protocol_number == protocol_number)
+        """Create a message about a protocol (``protocol``: its row, when the caller has
+        it at hand)."""
+        if protocol is None:
+            stored = (
+                (
+                    await uow.session.execute(
+                        sa.select(protocols).where(protocols.c.protocol_number == protocol_number)
+                    )
                 )
+                .mappings()
+                .first()
             )
-            .mappings()
-            .first()
-        )
+            protocol = dict(stored) if stored is not None else None
         if protocol is None:
             # never opened here (before this service existed) or already purged
             log.info(
@@ -265,10 +271,10 @@ class NotificationHandlers:
             )
             return
         ans = protocol["ans_registry"]
-        name = await self.rt.operator_name(uow, ans)
-        if name is None:
+        operator = await self.rt.operator(uow, ans)
+        if operator is None:
             raise OperatorUnknown("the operator's registration has not arrived yet")
-        policy = await self.rt.policy(uow, ans)
+        name, policy = operator
         content = MessageContent(
             purpose=purpose,
             protocol_number=protocol_number,

@@ -9,6 +9,7 @@ the message to the next channel of its plan; a proven delivery cancels what is q
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,40 @@ def _reason_label(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+# A message, its first channel's delivery and that delivery's "queued" entry in one round
+# trip, prepared once; nothing is queued when the message exists already.
+_CREATE_QUEUED_MESSAGE = sa.text(
+    """
+    WITH message AS (
+        INSERT INTO messages (
+            id, ans_registry, protocol_number, purpose, subject_key, demand_id, content,
+            channels, status, created_at, updated_at, trace_headers
+        )
+        VALUES (
+            :message_id, :ans_registry, :protocol_number, :purpose, :subject_key, :demand_id,
+            CAST(:content AS jsonb), CAST(:channels AS text[]), 'pending', :now, :now,
+            CAST(:trace_headers AS jsonb)
+        )
+        ON CONFLICT ON CONSTRAINT uq_messages_subject DO NOTHING
+        RETURNING id
+    ), delivery AS (
+        INSERT INTO deliveries (
+            id, message_id, ans_registry, protocol_number, channel, position, recipient,
+            status, providers, next_attempt_at, queued_at
+        )
+        SELECT :delivery_id, id, :ans_registry, :protocol_number, :channel, 0, :recipient,
+               'queued', CAST(:providers AS text[]), :now, :now
+        FROM message
+        RETURNING id
+    ), entry AS (
+        INSERT INTO delivery_events (delivery_id, status, at, source)
+        SELECT id, 'queued', :now, 'dispatcher' FROM delivery
+    )
+    SELECT id FROM message
+    """
+)
+
+
 async def create_message(
     uow: UnitOfWork,
     *,
@@ -65,39 +100,48 @@ async def create_message(
     message_id = uuid.uuid4()
     status = "pending" if plan else "unreachable"
     trace = dict(uow.cause.trace_headers) if uow.cause is not None else current_trace_headers()
-    inserted = await uow.session.execute(
-        insert(messages)
-        .values(
-            id=message_id,
-            ans_registry=ans_registry,
-            protocol_number=content.protocol_number,
-            purpose=content.purpose,
-            subject_key=subject_key,
-            demand_id=demand_id,
-            content=content.model_dump(mode="json"),
-            channels=list(plan),
-            status=status,
-            created_at=now,
-            updated_at=now,
-            trace_headers=trace,
-        )
-        .on_conflict_do_nothing(constraint="uq_messages_subject")
-        .returning(messages.c.id)
-    )
-    if inserted.scalar_one_or_none() is None:
-        return None
     if plan:
-        await _queue_channel(
-            uow,
-            message_id,
-            content.protocol_number,
-            ans_registry,
-            plan,
-            0,
-            contacts.address(plan[0]),
-            policy,
-            now,
+        created = await uow.session.scalar(
+            _CREATE_QUEUED_MESSAGE,
+            {
+                "message_id": message_id,
+                "ans_registry": ans_registry,
+                "protocol_number": content.protocol_number,
+                "purpose": content.purpose,
+                "subject_key": subject_key,
+                "demand_id": demand_id,
+                "content": content.model_dump_json(),
+                "channels": list(plan),
+                "now": now,
+                "trace_headers": json.dumps(trace),
+                "delivery_id": uuid.uuid4(),
+                "channel": plan[0],
+                "recipient": contacts.address(plan[0]),
+                "providers": list(policy.providers(plan[0])),
+            },
         )
+    else:
+        created = await uow.session.scalar(
+            insert(messages)
+            .values(
+                id=message_id,
+                ans_registry=ans_registry,
+                protocol_number=content.protocol_number,
+                purpose=content.purpose,
+                subject_key=subject_key,
+                demand_id=demand_id,
+                content=content.model_dump(mode="json"),
+                channels=[],
+                status=status,
+                created_at=now,
+                updated_at=now,
+                trace_headers=trace,
+            )
+            .on_conflict_do_nothing(constraint="uq_messages_subject")
+            .returning(messages.c.id)
+        )
+    if created is None:
+        return None
     uow.after_commit(MESSAGES.labels(content.purpose, status).inc)
     return message_id
 

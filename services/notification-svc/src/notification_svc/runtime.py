@@ -49,9 +49,17 @@ class Runtime:
         )
         return build_policy(self.settings, profile, self.providers)
 
-    async def operator_name(self, uow: UnitOfWork, ans_registry: str) -> str | None:
-        """The operator's name from its local copy; None before operator.upserted."""
-        name: str | None = await uow.session.scalar(
-            sa.select(operators.c.name).where(operators.c.ans_registry == ans_registry)
-        )
-        return name
+    async def operator(self, uow: UnitOfWork, ans_registry: str) -> tuple[str, Policy] | None:
+        """The operator's name and sending policy, in one round trip; None before its
+        ``operator.upserted`` arrived."""
+        row = (await uow.session.execute(_OPERATOR, {"ans": ans_registry})).first()
+        if row is None:
+            return None
+        return row.name, build_policy(self.settings, row.profile, self.providers)
+
+
+_OPERATOR = (
+    sa.select(operators.c.name, profiles.c.profile)
+    .select_from(operators.outerjoin(profiles, profiles.c.ans_registry == operators.c.ans_registry))
+    .where(operators.c.ans_registry == sa.bindparam("ans"))
+)
