@@ -260,6 +260,32 @@ async def test_batch_handler_applies_a_batch_in_one_transaction_and_isolates_poi
         assert await s.scalar(sa.select(sa.func.count()).select_from(effects)) == 39
 
 
+async def test_events_the_consumer_ignores_do_not_split_a_batch(backbone: Backbone) -> None:
+    """A topic interleaves types (protocol.opened, demand.registered, ...): the types a
+    consumer ignores between two of its batch type still let them share one batch."""
+    calls: list[int] = []
+
+    async def batch(items: Any, uow: UnitOfWork) -> None:
+        calls.append(len(items))
+        for event, envelope in items:
+            await record_effect(event, envelope, uow)
+
+    records = []
+    for n in range(1, 9):
+        value, headers = _good(backbone, "mixed", n)
+        records.append((value, headers))
+        ignored = [(k, b"test.ignored" if k == "ce_type" else v) for k, v in headers]
+        records.append((value, ignored))
+    await _produce_raw(backbone.kafka.bootstrap_servers, backbone.topic, records)
+    runner = backbone.consumer("c-mixed")
+    runner.handlers.clear()
+    runner.batch_handlers["test.happened"] = batch
+    backbone.start(runner.run)
+    rows = await backbone.wait_for_effects(8)
+    assert sorted(r.n for r in rows) == list(range(1, 9))
+    assert max(calls) > 1, "every event of the batch type was handled alone"
+
+
 async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_once(
     backbone: Backbone,
 ) -> None:

@@ -264,10 +264,16 @@ class ConsumerRunner:
                 j = i + 1
                 while j < len(decoded) and decoded[j][3] is None:
                     env = decoded[j][1]
-                    if env is None or env.type != envelope.type:
+                    # events this consumer ignores do not end the batch: on a topic that
+                    # interleaves types, a batch would otherwise never be more than one
+                    if env is None or (env.type != envelope.type and self._handles(env.type)):
                         break
                     j += 1
-                group = [(ev, env, rec) for rec, env, ev, _ in decoded[i:j] if env is not None]
+                group = [
+                    (ev, env, rec)
+                    for rec, env, ev, _ in decoded[i:j]
+                    if env is not None and env.type == envelope.type
+                ]
                 if not await self._handle_batch(group):
                     for ev, env, rec in group:
                         await self._process_one(rec, env, ev, None)
@@ -373,6 +379,10 @@ class ConsumerRunner:
         tp = TopicPartition(record.topic, record.partition)
         self._pending[tp] = self._positions[tp] = record.offset + 1
 
+    def _handles(self, event_type: str) -> bool:
+        """Whether this consumer does anything with events of ``event_type``."""
+        return event_type in self.handlers or event_type in self.batch_handlers
+
     def _decode(
         self, record: ConsumerRecord[Any, Any]
     ) -> tuple[Envelope | None, Any, _Failure | None]:
@@ -380,7 +390,7 @@ class ConsumerRunner:
             envelope = parse_record(record.topic, record.key, record.value, record.headers)
         except Exception as exc:  # EnvelopeError, or worse (RecursionError on deep JSON)
             return None, None, _Failure("unparseable", exc, 0)
-        if envelope.type not in self.handlers and envelope.type not in self.batch_handlers:
+        if not self._handles(envelope.type):
             return envelope, None, None
         try:
             return envelope, envelope.decode(self.registry), None
