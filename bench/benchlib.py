@@ -6,10 +6,13 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -46,3 +49,54 @@ def save_results(sections: Mapping[str, Any]) -> Path:
     results.update(json.loads(json.dumps(sections), parse_float=lambda t: round(float(t), 3)))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return RESULTS.relative_to(ROOT)
+
+
+class CpuMeter:
+    """CPU time used by named process trees between two readings (psutil), to tell which
+    process limits a run: a root's children count with it (PostgreSQL's backends with
+    its postmaster, reaped ones included), except for the roots named in ``alone`` (a
+    parent of the others, say)."""
+
+    def __init__(self, roots: Mapping[str, int], alone: Iterable[str] = ()) -> None:
+        self.roots = dict(roots)
+        self.alone = frozenset(alone)  # counted without their children
+        self._start: dict[str, float] = {}
+        self._started_at = 0.0
+
+    def _used(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for name, pid in self.roots.items():
+            try:
+                root = psutil.Process(pid)
+                if name in self.alone:
+                    times = root.cpu_times()
+                    used[name] = times.user + times.system
+                    continue
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            total = 0.0
+            for proc in tree:
+                try:
+                    times = proc.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+            children = root.cpu_times()  # children already waited for
+            used[name] = total + children.children_user + children.children_system
+        return used
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._start = self._used()
+        self._started_at = time.monotonic()
+
+    def cores(self) -> dict[str, float]:
+        """Cores each tree used on average since ``start`` (1.0 = one core all the time)."""
+        elapsed = time.monotonic() - self._started_at
+        now = self._used()
+        return {
+            name: (now[name] - self._start[name]) / elapsed
+            for name in now
+            if name in self._start and elapsed > 0
+        }

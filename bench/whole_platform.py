@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -40,7 +42,7 @@ from protocols import BODY, raw_insert_rate
 from rich.console import Console
 from rich.table import Table
 
-from benchlib import ROOT, machine_info, percentile, save_results
+from benchlib import ROOT, CpuMeter, machine_info, percentile, save_results
 from rn623_e2e.platform import Platform, protocols_named
 from rn623_e2e.traffic import Operator
 from rn623_events.envelope import make_envelope
@@ -57,6 +59,7 @@ PLATFORM_TOPICS = (
     "retention.events",
     "contact-center.inbound",
 )
+LOAD_GENERATOR = "load generator and observers (this process)"  # the others' parent
 SERVICES = ("protocol-svc", "deadline-svc", "notification-svc", "retention-svc", "igr-svc")
 TARGETS = ("deadline", "receipt", "retention")
 GRACE_SECONDS = 5.0
@@ -312,6 +315,20 @@ async def drained(platform: Platform, within: float) -> int:
             await reader.stop()
 
 
+def process_roots(platform: Platform) -> dict[str, int]:
+    """The platform's processes by name: every api and worker, the emulators, the broker,
+    PostgreSQL (its backends count with it) and this load generator."""
+    roots = {proc.label: proc.pid for proc in platform.processes() if proc.pid is not None}
+    if platform.broker is not None and platform.broker.pid is not None:
+        roots["Tansu broker"] = platform.broker.pid
+    if platform.postgres is not None:
+        pid_file = platform.postgres.data_dir / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            roots["PostgreSQL"] = int(pid_file.read_text().split()[0])
+    roots[LOAD_GENERATOR] = os.getpid()
+    return roots
+
+
 async def sustained(
     platform: Platform,
     client: aiohttp.ClientSession,
@@ -325,6 +342,8 @@ async def sustained(
     groups = await group_readers(platform.broker.bootstrap_servers)
     samples: list[tuple[float, int]] = []
     by_source: dict[str, int] = {}
+    cpu = CpuMeter(process_roots(platform), alone=[LOAD_GENERATOR])
+    cpu.start()
     load = asyncio.create_task(offered_load(client, headers, rate, seconds))
     started = time.monotonic()
     try:
@@ -333,6 +352,7 @@ async def sustained(
             samples.append((time.monotonic() - started, sum(by_source.values())))
             await asyncio.sleep(2.0)
         issuance, _ = await load
+        cores = cpu.cores()
     finally:
         for reader in groups.values():
             await reader.stop()
@@ -346,6 +366,8 @@ async def sustained(
         "backlog_max": max((b for _, b in samples), default=0),
         # where the backlog was at the last sample: which consumer or outbox falls behind
         "backlog_last_by_source": by_source,
+        # cores each process used on average: what limits the platform
+        "cpu_cores_by_process": dict(sorted(cores.items(), key=lambda kv: -kv[1])),
         # Growth under 1 % of the offered rate is noise from batching; more is falling behind.
         "keeps_up": slope <= rate * 0.01,
     }
@@ -444,6 +466,13 @@ def report(figures: dict[str, Any]) -> None:
         f"{held['backlog_slope_per_s']:.1f}/s (max {held['backlog_max']}): "
         + ("keeps up" if held["keeps_up"] else "FALLS BEHIND")
     )
+    cores = held.get("cpu_cores_by_process", {})
+    if cores:
+        console.print(
+            f"CPU while sustained ({sum(cores.values()):.2f} of "
+            f"{figures['machine']['cpus']} cores): "
+            + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+        )
     if not held["keeps_up"]:
         behind = sorted(held["backlog_last_by_source"].items(), key=lambda kv: -kv[1])
         console.print(
