@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
@@ -284,6 +285,39 @@ async def test_events_the_consumer_ignores_do_not_split_a_batch(backbone: Backbo
     rows = await backbone.wait_for_effects(8)
     assert sorted(r.n for r in rows) == list(range(1, 9))
     assert max(calls) > 1, "every event of the batch type was handled alone"
+
+
+async def test_a_poll_over_many_partitions_is_one_transaction_and_commits_each(
+    backbone: Backbone,
+) -> None:
+    """A poll brings a few records from each of many partitions: they share one
+    transaction, in each partition's order, and every partition's offset advances."""
+    transactions: set[int] = set()
+    seen: list[tuple[int, int]] = []
+
+    async def handler(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        transactions.add(id(uow))
+        seen.append((envelope.subject == "p1", getattr(event, "n", 0)))
+        await record_effect(event, envelope, uow)
+
+    records = []
+    for partition, key in enumerate(("p0", "p1")):
+        for offset in range(3):
+            value, headers = _good(backbone, key, 10 * partition + offset)
+            records.append(
+                ConsumerRecord(
+                    backbone.topic, partition, 40 + offset, 0, 0, key.encode(), value,
+                    None, len(key), len(value), headers,
+                )
+            )  # fmt: skip
+    runner = backbone.consumer("c-partitions", handler=handler)
+    await runner.process_records(records)
+    assert len(transactions) == 1
+    assert seen == [(False, 0), (False, 1), (False, 2), (True, 10), (True, 11), (True, 12)]
+    assert runner._pending == {
+        TopicPartition(backbone.topic, 0): 43,
+        TopicPartition(backbone.topic, 1): 43,
+    }
 
 
 async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_once(

@@ -194,10 +194,12 @@ class ConsumerRunner:
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
                 )
                 try:
-                    for records in batches.values():
-                        await self.process_records(records)
-                        if self._stop.is_set():
-                            break
+                    # every partition's records in one pass (one transaction when nothing
+                    # fails): a poll brings a few records from each of many partitions,
+                    # and a transaction per partition cost more than the records did
+                    await self.process_records(
+                        [record for records in batches.values() for record in records]
+                    )
                 except _Stopped:
                     break  # the record being handled stays uncommitted and is redelivered
                 await self.commit()
@@ -246,7 +248,8 @@ class ConsumerRunner:
     async def process_records(
         self, records: Sequence[ConsumerRecord[Any, Any]], *, track_offsets: bool = True
     ) -> None:
-        """Handle records of one partition in order, then mark their offsets for commit.
+        """Handle records in order (those of each partition in their partition's order),
+        then mark their offsets for commit.
 
         ``track_offsets=False`` is for records that did not come from this runner's
         subscription (dead-letter replay): their offsets must not be committed.
@@ -277,7 +280,8 @@ class ConsumerRunner:
                 if not await self._handle_batch(group):
                     for ev, env, rec in group:
                         await self._process_one(rec, env, ev, None)
-                done(records[j - 1])
+                for record in records[i:j]:
+                    done(record)
                 i = j
                 continue
             if failure is None:
@@ -289,7 +293,8 @@ class ConsumerRunner:
                     j += 1
                 handled, handler_failed = await self._handle_run(decoded[i:j])
                 if handled:
-                    done(records[i + handled - 1])
+                    for record in records[i : i + handled]:
+                        done(record)
                     i += handled
                 if i == j:
                     continue
