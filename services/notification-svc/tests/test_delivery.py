@@ -655,3 +655,22 @@ async def test_a_consumer_commit_wakes_the_dispatcher_at_once(h: Harness) -> Non
     finally:
         stop.set()
         await running
+
+
+async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: Harness) -> None:
+    """In the receipt's own transaction (kept in memory, a repeat folded once) and in a
+    later one (read back, locked), until a channel has tried it."""
+    number = protocol_number()
+    first = demand(ANS, number, h.clock.now())
+    await h.handle(opened(ANS, number, h.clock.now()), first, first)
+    second = demand(ANS, number, h.clock.now(), demand_type="non_assistance", days=7)
+    await h.handle(second)
+    found = await h.message(number)
+    assert [d["demand_id"] for d in found["content"]["demands"]] == [
+        str(first.demand_id),
+        str(second.demand_id),
+    ]
+    assert found["demand_id"] == first.demand_id
+    assert await h.tick() == 1
+    await h.until_status(number, "delivered")
+    assert len(h.received(number)) == 1

@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -63,11 +65,26 @@ def reanalysis_business_days(on: Any) -> int | None:
     return min(days) if days else None
 
 
+@dataclass
+class _NewReceipt:
+    """A contact's receipt created in the running transaction: no channel can have
+    tried it yet (nobody else sees it before the commit)."""
+
+    message_id: uuid.UUID
+    content: MessageContent
+    demand_id: uuid.UUID | None = None
+
+
 class NotificationHandlers:
     """One handler per consumed event type."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # receipts created in each open unit of work, by protocol: a demand.registered
+        # in the same transaction folds into its receipt without reading it back
+        self._new_receipts: WeakKeyDictionary[UnitOfWork, dict[str, _NewReceipt]] = (
+            WeakKeyDictionary()
+        )
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers by event type."""
@@ -155,6 +172,23 @@ class NotificationHandlers:
         self, uow: UnitOfWork, protocol_number: str, info: DemandInfo
     ) -> bool:
         """Add the demand to the contact's receipt if no channel has tried it yet."""
+        new = self._new_receipts.get(uow, {}).get(protocol_number)
+        if new is not None:
+            if all(d.demand_id != info.demand_id for d in new.content.demands):
+                new.content = new.content.model_copy(
+                    update={"demands": (*new.content.demands, info)}
+                )
+                new.demand_id = new.demand_id or info.demand_id
+                await uow.session.execute(
+                    messages.update()
+                    .where(messages.c.id == new.message_id)
+                    .values(
+                        content=new.content.model_dump(mode="json"),
+                        demand_id=new.demand_id,
+                        updated_at=uow.clock.now(),
+                    )
+                )
+            return True
         receipt = (
             await uow.session.execute(
                 sa.select(messages.c.id, messages.c.content, messages.c.demand_id)
@@ -288,7 +322,7 @@ class NotificationHandlers:
             access=access,
         )
         uow.after_commit(self.rt.wake_dispatcher)
-        await lifecycle.create_message(
+        created = await lifecycle.create_message(
             uow,
             content=content,
             ans_registry=ans,
@@ -300,6 +334,9 @@ class NotificationHandlers:
             preferred=protocol["preferred_channels"],
             policy=policy,
         )
+        if created is not None and created[1] == "pending" and subject_key == "":
+            receipt = _NewReceipt(created[0], content, demand_id)
+            self._new_receipts.setdefault(uow, {})[protocol_number] = receipt
 
     async def purge_requested(self, event: PurgeRequested, uow: UnitOfWork) -> None:
         """Delete the protocol's messages and addresses; confirm with ``records.purged``."""

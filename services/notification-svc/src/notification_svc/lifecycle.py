@@ -89,8 +89,9 @@ async def create_message(
     contacts: domain.Contacts,
     preferred: Sequence[str],
     policy: Policy,
-) -> uuid.UUID | None:
-    """Create a message and queue its first channel; None if it already exists.
+) -> tuple[uuid.UUID, str] | None:
+    """Create a message and queue its first channel; return its id and status, or None
+    if it already exists.
 
     A message with no reachable channel is kept as ``unreachable`` (nothing to send).
     """
@@ -143,7 +144,7 @@ async def create_message(
     if created is None:
         return None
     uow.after_commit(MESSAGES.labels(content.purpose, status).inc)
-    return message_id
+    return message_id, status
 
 
 async def _queue_channel(
