@@ -674,3 +674,25 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
     assert await h.tick() == 1
     await h.until_status(number, "delivered")
     assert len(h.received(number)) == 1
+
+
+async def test_an_early_sent_callback_needs_no_applying_and_an_early_proof_waits(
+    h: Harness,
+) -> None:
+    """Callbacks for a send not yet recorded: "sent" says nothing the record will not,
+    so it is stored as applied; "delivered" waits for the record to apply it."""
+    early = f"wamid.early-{uuid.uuid4()}"
+    await webhooks.apply_callbacks(
+        h.rt, "meta", [StatusUpdate(early, "sent"), StatusUpdate(early, "delivered")]
+    )
+    async with h.rt.sessions() as session:
+        stored = dict(
+            (
+                await session.execute(
+                    sa.select(callbacks.c.status, callbacks.c.applied_at.isnot(None)).where(
+                        callbacks.c.provider_message_id == early
+                    )
+                )
+            ).all()
+        )
+    assert stored == {"sent": True, "delivered": False}

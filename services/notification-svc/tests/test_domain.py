@@ -100,3 +100,13 @@ def test_each_provider_may_have_its_own_timeout() -> None:
 )
 def test_messaging_number(raw: str | None, expected: str | None) -> None:
     assert domain.messaging_number(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "beyond"),
+    [("queued", False), ("sent", False), ("delivered", True), ("read", True), ("failed", True)],
+)
+def test_only_statuses_beyond_acceptance_wait_for_the_send_record(
+    status: str, beyond: bool
+) -> None:
+    assert domain.beyond_acceptance(status) is beyond

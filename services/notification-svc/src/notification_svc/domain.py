@@ -74,6 +74,12 @@ def advances(current: str, new: str) -> bool:
     return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, 99)
 
 
+def beyond_acceptance(status: str) -> bool:
+    """Whether a provider's status tells more than the record of its send will (delivered,
+    read, failed). A "sent" callback that beats that record needs no applying later."""
+    return status == "failed" or STATUS_RANK.get(status, -1) > STATUS_RANK["sent"]
+
+
 def retry_delay(
     attempt: int,
     *,

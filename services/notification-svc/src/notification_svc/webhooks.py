@@ -2,8 +2,9 @@
 
 A callback can arrive before the dispatcher has recorded the provider's id (the provider
 answered, called back, and our commit came after): it is stored unapplied, and either
-``lifecycle.record_sent`` or the fallback timer's sweep applies it. Callbacks for
-messages we never sent (or already purged) are stored and never applied.
+the dispatcher, once it records the send, or the fallback timer's sweep applies it. A
+"sent" that arrives that early is stored as applied: the send's own record says as much.
+Callbacks for messages we never sent (or already purged) are stored and never applied.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
                     at=update.at,
                     error_code=update.error_code,
                     received_at=now,
-                    applied_at=now if matched else None,
+                    # kept unapplied only when the send's record must apply it later
+                    applied_at=(
+                        now if matched or not domain.beyond_acceptance(update.status) else None
+                    ),
                 )
             )
             result = "applied" if applied else ("ignored" if matched else "unmatched")
