@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import aiosmtpd.smtp
 import httpx
 import pytest
 import pytest_asyncio
@@ -674,3 +676,75 @@ def test_smtp_refuses_reserved_or_broken_headers() -> None:
         assert not caught.value.retryable
     plain = provider.build(OutboundMessage(**{**base.__dict__, "html": None}))
     assert plain.get_content_type() == "text/plain"
+
+
+class _SessionCountingHandler:
+    """An SMTP server's handler that notes which connection each message came on, and
+    optionally drops the connection after each message (a one-message-per-connection
+    limit, or an idle timeout firing between messages)."""
+
+    def __init__(self, drop_after_each: bool) -> None:
+        self.peers: list[Any] = []
+        self.drop_after_each = drop_after_each
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(session.peer)
+        if self.drop_after_each:
+            asyncio.get_running_loop().call_later(0.05, server.transport.close)
+        return "250 2.0.0 accepted"
+
+
+async def _smtp_server(
+    drop_after_each: bool,
+) -> tuple[asyncio.Server, int, _SessionCountingHandler]:
+    handler = _SessionCountingHandler(drop_after_each)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: aiosmtpd.smtp.SMTP(handler, hostname="test", loop=loop), "127.0.0.1", 0
+    )
+    return server, server.sockets[0].getsockname()[1], handler
+
+
+@pytest.mark.integration
+async def test_smtp_reuses_its_connection() -> None:
+    server, port, handler = await _smtp_server(drop_after_each=False)
+    provider = SmtpProvider(host="127.0.0.1", port=port, timeout=2.0, starttls="off")
+    try:
+        for _ in range(3):
+            await provider.send(email())
+        assert len(handler.peers) == 3
+        assert len(set(handler.peers)) == 1  # one connection for all three
+    finally:
+        await provider.aclose()
+        server.close()
+
+
+@pytest.mark.integration
+async def test_smtp_replaces_a_connection_the_server_dropped() -> None:
+    server, port, handler = await _smtp_server(drop_after_each=True)
+    provider = SmtpProvider(host="127.0.0.1", port=port, timeout=2.0, starttls="off")
+    try:
+        for _ in range(3):
+            await provider.send(email())
+            await asyncio.sleep(0.2)  # the server hangs up meanwhile
+        assert len(handler.peers) == 3  # none lost, none twice
+        assert len(set(handler.peers)) == 3  # each on a new connection
+    finally:
+        await provider.aclose()
+        server.close()
+
+
+@pytest.mark.integration
+async def test_smtp_closes_idle_connections_after_their_time() -> None:
+    server, port, handler = await _smtp_server(drop_after_each=False)
+    provider = SmtpProvider(
+        host="127.0.0.1", port=port, timeout=2.0, starttls="off", idle_seconds=0.1
+    )
+    try:
+        await provider.send(email())
+        await asyncio.sleep(0.3)
+        await provider.send(email())
+        assert len(set(handler.peers)) == 2
+    finally:
+        await provider.aclose()
+        server.close()

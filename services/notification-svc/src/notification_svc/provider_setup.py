@@ -58,6 +58,8 @@ def build_providers(settings: NotificationSettings) -> Providers:
             username=settings.smtp_username,
             password=_secret(settings.smtp_password),
             timeout=settings.timeout_of("smtp"),
+            max_connections=settings.smtp_max_connections,
+            idle_seconds=settings.smtp_idle_seconds,
         )
     zenvia_token = _secret(settings.zenvia_api_token)
     if zenvia_token:

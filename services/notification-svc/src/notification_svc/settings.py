@@ -88,6 +88,9 @@ class NotificationSettings(ServiceSettings):
     smtp_starttls: Literal["off", "optional", "required"] = "optional"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    # SMTP connections kept open and reused; a kept one idle this long is closed
+    smtp_max_connections: int = Field(default=8, ge=1, le=200)
+    smtp_idle_seconds: float = Field(default=30.0, gt=0)
 
     # Zenvia v2 (SMS and WhatsApp).
     zenvia_api_url: str = "https://api.zenvia.com"

@@ -8,11 +8,19 @@ provider message id.
 
 SMTP has no delivery callback, so :meth:`SmtpProvider.parse_webhook` always rejects.
 Replies 4xx are retryable, 5xx permanent; connection failures and timeouts retryable.
+
+Connections are kept open and reused (at most ``max_connections`` at once, idle ones
+closed after ``idle_seconds``): connecting, STARTTLS and AUTH for every message cost
+more round trips than the message, and submission services limit new connections. A
+kept connection the server has dropped meanwhile (its idle timeout, or a limit of
+messages per connection) is replaced and the message tried once more on a new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -62,6 +70,8 @@ class SmtpProvider:
         timeout: float = 30.0,
         message_id_domain: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        max_connections: int = 8,
+        idle_seconds: float = 30.0,
     ) -> None:
         self._host = host
         self._port = port
@@ -72,6 +82,9 @@ class SmtpProvider:
         self._timeout = timeout
         self._message_id_domain = message_id_domain
         self._tls_context = tls_context
+        self._slots = asyncio.Semaphore(max(1, max_connections))
+        self._idle_seconds = idle_seconds
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (when released, connection)
 
     def build(self, message: OutboundMessage) -> EmailMessage:
         """The e-mail that :meth:`send` hands to the server (no network)."""
@@ -108,19 +121,8 @@ class SmtpProvider:
         """Submit the e-mail; the provider message id is its ``Message-ID``."""
         email = self.build(message)
         try:
-            await aiosmtplib.send(
-                email,
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                use_tls=self._implicit_tls,
-                start_tls=None
-                if self._implicit_tls
-                else {"optional": None, "required": True, "off": False}[self._starttls],
-                tls_context=self._tls_context,
-                timeout=self._timeout,
-            )
+            async with self._slots:
+                await self._submit(email)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0].code if exc.recipients else 550
             raise _reply_error(refused) from exc
@@ -136,6 +138,54 @@ class SmtpProvider:
             raise ProviderError("smtp_not_supported", retryable=False) from exc
         return SendResult(provider_message_id=str(email["Message-ID"]), status="sent")
 
+    async def _submit(self, email: EmailMessage) -> None:
+        """Send on a kept connection, or a new one; a kept one found dropped by the server
+        is replaced once. A connection that saw any error is closed, not kept."""
+        kept = self._take_idle()
+        if kept is not None:
+            try:
+                await kept.send_message(email)
+            except ConnectionError:  # aiosmtplib's SMTPServerDisconnected included
+                kept.close()  # dropped while idle: nothing was accepted on it
+            except BaseException:
+                kept.close()
+                raise
+            else:
+                self._release(kept)
+                return
+        client = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            use_tls=self._implicit_tls,
+            start_tls=None
+            if self._implicit_tls
+            else {"optional": None, "required": True, "off": False}[self._starttls],
+            tls_context=self._tls_context,
+            timeout=self._timeout,
+        )
+        try:
+            await client.connect()
+            await client.send_message(email)
+        except BaseException:
+            client.close()
+            raise
+        self._release(client)
+
+    def _take_idle(self) -> aiosmtplib.SMTP | None:
+        """The most recently used kept connection still worth trying; older ones closed."""
+        now = time.monotonic()
+        while self._idle:
+            released, client = self._idle.pop()
+            if client.is_connected and now - released < self._idle_seconds:
+                return client
+            client.close()
+        return None
+
+    def _release(self, client: aiosmtplib.SMTP) -> None:
+        self._idle.append((time.monotonic(), client))
+
     def parse_webhook(
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> list[StatusUpdate]:
@@ -143,7 +193,13 @@ class SmtpProvider:
         raise WebhookRejected("smtp has no delivery callbacks")
 
     async def aclose(self) -> None:
-        """Nothing to release: each send uses its own connection."""
+        """Say goodbye on every kept connection."""
+        idle, self._idle = self._idle, []
+        for _, client in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
 
 
 def _reply_error(code: int) -> ProviderError:
