@@ -148,6 +148,46 @@ async def test_the_schedule_follows_contact_demands_answers_and_complaints(
     assert set((await schedule(runtime, protocol.protocol_number)).values()) == {five_years}
 
 
+async def handle_together(rt: Runtime, *events: Event) -> list[str]:
+    """Run the events' handlers in one unit of work, as one poll of the consumer does;
+    return the types they published."""
+    handlers = RetentionHandlers(rt).handlers()
+    async with rt.uow() as uow:
+        for event in events:
+            envelope = make_envelope(event, source="protocol-svc", time=rt.clock.now())
+            await handlers[event.event_type](event, envelope, uow)
+        published = [e.type for e in uow.published]
+        await uow.commit()
+    return published
+
+
+async def test_a_contact_and_its_events_in_one_transaction_schedule_as_one_by_one(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """What the contact's handler kept serves its demands in the same transaction; an
+    answer there reads the database again, and the schedule ends as if handled apart."""
+    now = clock.now()
+    together, apart = opened(operator(), now), opened(operator(), now)
+    later = now + timedelta(days=3)
+    first, second = registered(together, now), registered(together, now)
+    published = await handle_together(
+        runtime, together, first, second, answered(first, later), registered(together, later)
+    )
+    # the contact, then its first demand; with another demand open nothing else moves
+    assert published == ["retention.scheduled"] * 2
+    a_first, a_second = registered(apart, now), registered(apart, now)
+    published_apart = []
+    for event in (apart, a_first, a_second, answered(a_first, later), registered(apart, later)):
+        published_apart += await handle(runtime, event)
+    assert published_apart == published
+    assert await schedule(runtime, together.protocol_number) == await schedule(
+        runtime, apart.protocol_number
+    )
+    ends = await schedule(runtime, together.protocol_number)
+    assert ends["recording"] == now + timedelta(days=90)
+    assert ends["protocol_record"] is None  # two demands still open
+
+
 async def test_events_of_an_unknown_protocol_are_refused(
     runtime: Runtime, clock: ManualClock
 ) -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from prometheus_client import Counter
 
@@ -65,11 +67,24 @@ RECORDS_DISPOSED = Counter(
 )
 
 
+@dataclass
+class _Opened:
+    """A protocol opened in the running transaction, as its handlers left it: the next
+    events of the same poll need not read it back."""
+
+    protocol: dict[str, Any]
+    demands: set[uuid.UUID]
+    schedule: dict[str, Mapping[str, Any]]
+
+
 class RetentionHandlers:
     """One handler per consumed event type."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        # protocols opened in each open unit of work (protocol-svc publishes a contact and
+        # its demand together, so one poll usually brings both)
+        self._opened: WeakKeyDictionary[UnitOfWork, dict[str, _Opened]] = WeakKeyDictionary()
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers keyed by event type, for the consumer runner."""
@@ -94,13 +109,27 @@ class RetentionHandlers:
         }
         if await repo.insert_protocol(uow.session, protocol):
             # a new protocol has no demands, complaints or schedule yet: nothing to read
-            await self._reschedule(uow, protocol, "contact", answers=[], current={})
+            schedule = await self._reschedule(uow, protocol, "contact", answers=[], current={})
+            opened = _Opened(protocol, set(), schedule)
+            self._opened.setdefault(uow, {})[event.protocol_number] = opened
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """An open demand: the records counted from the resolution wait for its answer."""
-        protocol = await self._protocol(uow, event.protocol_number)
+        opened = self._opened.get(uow, {}).get(event.protocol_number)
         await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
-        await self._reschedule(uow, protocol, "demand_registered")
+        if opened is None:
+            protocol = await self._protocol(uow, event.protocol_number)
+            await self._reschedule(uow, protocol, "demand_registered")
+            return
+        # opened in this transaction (its row is ours): every demand of it is open
+        opened.demands.add(event.demand_id)
+        opened.schedule = await self._reschedule(
+            uow,
+            opened.protocol,
+            "demand_registered",
+            answers=[None] * len(opened.demands),
+            current=opened.schedule,
+        )
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """An answer may resolve the protocol and start the 2-year clock."""
@@ -208,7 +237,11 @@ class RetentionHandlers:
             uow.after_commit(RECORDS_DISPOSED.labels(registry, record_class).inc)
 
     async def _protocol(self, uow: UnitOfWork, protocol_number: str) -> Mapping[str, Any]:
-        """The protocol's facts, locked; events of one protocol follow its opening."""
+        """The protocol's facts, locked; events of one protocol follow its opening.
+
+        What changes them from here on is read back from the database by the next events
+        of the transaction too (no longer from what ``protocol_opened`` kept)."""
+        self._opened.get(uow, {}).pop(protocol_number, None)
         protocol = await repo.lock_protocol(uow.session, protocol_number)
         if protocol is None:
             raise PermanentError("protocol_number: no protocol.opened was received for it")
@@ -222,8 +255,9 @@ class RetentionHandlers:
         *,
         answers: list[datetime | None] | None = None,
         current: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        """Recompute the protocol's schedule; save and announce it when it changed."""
+    ) -> dict[str, Mapping[str, Any]]:
+        """Recompute the protocol's schedule; save and announce it when it changed.
+        Returns the schedule as it now stands, by record class."""
         protocol_number = protocol["protocol_number"]
         if answers is None:
             answers = await repo.demand_answers(uow.session, protocol_number)
@@ -250,7 +284,7 @@ class RetentionHandlers:
             or (domain.reopened(current[record_class], end, now))
         ]
         if not changed:
-            return
+            return dict(current)
         await repo.save_schedule(uow.session, changed, now)
         reopened = {
             current[c["record_class"]]["purge_request_id"]
@@ -280,6 +314,7 @@ class RetentionHandlers:
             )
         )
         uow.after_commit(SCHEDULE_CHANGES.labels(protocol["ans_registry"], reason).inc)
+        return {**current, **{c["record_class"]: c for c in changed}}
 
     def _beneficiary_key(self, ans_registry: str, beneficiary: Beneficiary) -> str | None:
         return domain.beneficiary_key(
