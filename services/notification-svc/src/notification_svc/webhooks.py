@@ -62,7 +62,8 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
             # statuses only move forward: one that cannot advance now never will, so it
             # needs no lock (most "sent" callbacks, which the dispatcher recorded already)
             if current is not None and domain.advances(current.status, update.status):
-                row = await lifecycle.delivery_for_update(uow, current.id)
+                await lifecycle.lock_messages(uow, [current.message_id])
+                row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
                 if row is not None:
                     policy = (
                         await rt.policy(uow, row["ans_registry"])
