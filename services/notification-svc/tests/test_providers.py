@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -694,57 +695,49 @@ class _SessionCountingHandler:
         return "250 2.0.0 accepted"
 
 
-async def _smtp_server(
-    drop_after_each: bool,
-) -> tuple[asyncio.Server, int, _SessionCountingHandler]:
+@contextlib.asynccontextmanager
+async def _counting_smtp(
+    *, drop_after_each: bool = False, **options: Any
+) -> AsyncIterator[tuple[SmtpProvider, _SessionCountingHandler]]:
+    """An SMTP server on a free port that notes each message's connection, and an
+    adapter of it (``options``: the adapter's own)."""
     handler = _SessionCountingHandler(drop_after_each)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: aiosmtpd.smtp.SMTP(handler, hostname="test", loop=loop), "127.0.0.1", 0
     )
-    return server, server.sockets[0].getsockname()[1], handler
+    port = server.sockets[0].getsockname()[1]
+    provider = SmtpProvider(host="127.0.0.1", port=port, timeout=2.0, starttls="off", **options)
+    try:
+        yield provider, handler
+    finally:
+        await provider.aclose()
+        server.close()
 
 
 @pytest.mark.integration
 async def test_smtp_reuses_its_connection() -> None:
-    server, port, handler = await _smtp_server(drop_after_each=False)
-    provider = SmtpProvider(host="127.0.0.1", port=port, timeout=2.0, starttls="off")
-    try:
+    async with _counting_smtp() as (provider, handler):
         for _ in range(3):
             await provider.send(email())
-        assert len(handler.peers) == 3
-        assert len(set(handler.peers)) == 1  # one connection for all three
-    finally:
-        await provider.aclose()
-        server.close()
+    assert len(handler.peers) == 3
+    assert len(set(handler.peers)) == 1  # one connection for all three
 
 
 @pytest.mark.integration
 async def test_smtp_replaces_a_connection_the_server_dropped() -> None:
-    server, port, handler = await _smtp_server(drop_after_each=True)
-    provider = SmtpProvider(host="127.0.0.1", port=port, timeout=2.0, starttls="off")
-    try:
+    async with _counting_smtp(drop_after_each=True) as (provider, handler):
         for _ in range(3):
             await provider.send(email())
             await asyncio.sleep(0.2)  # the server hangs up meanwhile
-        assert len(handler.peers) == 3  # none lost, none twice
-        assert len(set(handler.peers)) == 3  # each on a new connection
-    finally:
-        await provider.aclose()
-        server.close()
+    assert len(handler.peers) == 3  # none lost, none twice
+    assert len(set(handler.peers)) == 3  # each on a new connection
 
 
 @pytest.mark.integration
 async def test_smtp_closes_idle_connections_after_their_time() -> None:
-    server, port, handler = await _smtp_server(drop_after_each=False)
-    provider = SmtpProvider(
-        host="127.0.0.1", port=port, timeout=2.0, starttls="off", idle_seconds=0.1
-    )
-    try:
+    async with _counting_smtp(idle_seconds=0.1) as (provider, handler):
         await provider.send(email())
         await asyncio.sleep(0.3)
         await provider.send(email())
-        assert len(set(handler.peers)) == 2
-    finally:
-        await provider.aclose()
-        server.close()
+    assert len(set(handler.peers)) == 2
