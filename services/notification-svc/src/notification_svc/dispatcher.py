@@ -275,12 +275,6 @@ class Dispatcher:
                         await self._record_one(uow, outcome, policies)
             await uow.commit()
 
-    async def _policy(self, uow: UnitOfWork, ans: str, policies: dict[str, Policy]) -> Policy:
-        """The operator's policy, read once per transaction."""
-        if ans not in policies:
-            policies[ans] = await self.rt.policy(uow, ans)
-        return policies[ans]
-
     async def _record_accepted(
         self,
         uow: UnitOfWork,
@@ -301,7 +295,7 @@ class Dispatcher:
                 continue  # purged meanwhile
             if not _still_claimed(row, outcome):
                 continue
-            policy = await self._policy(uow, row["ans_registry"], policies)
+            policy = await _policy(self.rt, uow, row["ans_registry"], policies)
             item = lifecycle.Accepted(
                 row, outcome.provider, outcome.provider_message_id, policy.timeout(row["channel"])
             )
@@ -341,7 +335,7 @@ class Dispatcher:
         row = await lifecycle.delivery_for_update(uow, outcome.delivery_id, message_locked=True)
         if row is None or not _still_claimed(row, outcome):
             return  # purged, or claimed again by another worker
-        policy = await self._policy(uow, row["ans_registry"], policies)
+        policy = await _policy(self.rt, uow, row["ans_registry"], policies)
         if row["message_status"] != "pending":
             # another channel proved delivery (or the message closed) meanwhile
             await lifecycle.cancel_delivery(uow, row, detail="message_settled")
@@ -368,6 +362,13 @@ class Dispatcher:
             await lifecycle.give_up_channel(
                 uow, row, reason=safe_reason(f"{reason}:{code}"), policy=policy
             )
+
+
+async def _policy(rt: Runtime, uow: UnitOfWork, ans: str, policies: dict[str, Policy]) -> Policy:
+    """The operator's policy, read once per transaction (``policies``)."""
+    if ans not in policies:
+        policies[ans] = await rt.policy(uow, ans)
+    return policies[ans]
 
 
 def _accepted(outcome: Outcome) -> bool:
@@ -415,11 +416,9 @@ class FallbackTimer:
                     continue  # proven or given up by someone else meanwhile
                 if row["fallback_at"] > uow.clock.now():
                     continue
-                ans = row["ans_registry"]
-                if ans not in policies:
-                    policies[ans] = await self.rt.policy(uow, ans)
+                policy = await _policy(self.rt, uow, row["ans_registry"], policies)
                 await lifecycle.give_up_channel(
-                    uow, row, reason="delivery_timeout", policy=policies[ans], timed_out=True
+                    uow, row, reason="delivery_timeout", policy=policy, timed_out=True
                 )
                 given_up += 1
             await uow.commit()
@@ -452,11 +451,12 @@ class FallbackTimer:
                     .limit(limit)
                 )
             ).all()
+            policies: dict[str, Policy] = {}
             for found_row in sorted(found, key=lambda f: (f.message_id, f.id)):
                 row = await lifecycle.delivery_for_update(uow, found_row.id)
                 if row is None:
                     continue
-                policy = await self.rt.policy(uow, found_row.ans_registry)
+                policy = await _policy(self.rt, uow, found_row.ans_registry, policies)
                 await lifecycle.apply_stored_callbacks(
                     uow, found_row.id, found_row.provider, found_row.provider_message_id, policy
                 )
