@@ -3,8 +3,9 @@
 A tick claims due deliveries of messages still pending (``FOR UPDATE SKIP LOCKED``, so
 replicas share the work) and marks them ``sending`` with a lease and a lease token, in a
 short transaction. The provider calls then run concurrently, outside any transaction,
-each with its own timeout. Their outcomes are recorded in one more transaction, each in
-its own savepoint, and only under the claim that made the call (the token).
+each with its own timeout. Their outcomes are recorded in transactions of
+``RECORD_CHUNK``, the accepted ones of a chunk in one statement, and only under the claim
+that made the call (the token).
 
 The lease outlasts the longest a tick can take. A worker that dies between the call and
 the record leaves the delivery ``sending``: when its lease ends another tick sends it
