@@ -321,7 +321,6 @@ class NotificationHandlers:
             answer=answer,
             access=access,
         )
-        uow.after_commit(self.rt.wake_dispatcher)
         created = await lifecycle.create_message(
             uow,
             content=content,
@@ -334,7 +333,10 @@ class NotificationHandlers:
             preferred=protocol["preferred_channels"],
             policy=policy,
         )
-        if created is not None and created[1] == "pending" and subject_key == "":
+        if created is None or created[1] != "pending":
+            return
+        uow.after_commit(self.rt.wake_dispatcher)
+        if subject_key == "":
             receipt = _NewReceipt(created[0], content, demand_id)
             self._new_receipts.setdefault(uow, {})[protocol_number] = receipt
 

@@ -286,16 +286,16 @@ class Dispatcher:
         the callbacks that beat the record."""
         accepted = [o for o in ordered if _accepted(o)]
         waiting = await lifecycle.callbacks_waiting(
-            uow, [(o.provider, o.provider_message_id) for o in accepted if o.provider_message_id]
+            uow, [(o.provider, o.provider_message_id or "") for o in accepted]
         )
         rows = await lifecycle.deliveries_for_update(uow, [o.delivery_id for o in accepted])
         recorded: list[tuple[lifecycle.Accepted, Policy]] = []
         for outcome in accepted:
             row = rows.get(outcome.delivery_id)
             if row is None or outcome.provider_message_id is None:
-                continue  # purged meanwhile
+                continue  # purged meanwhile (an accepted call always has its id)
             if not _still_claimed(row, outcome):
-                continue
+                continue  # claimed again by another worker after this one's lease ended
             policy = await _policy(self.rt, uow, row["ans_registry"], policies)
             item = lifecycle.Accepted(
                 row, outcome.provider, outcome.provider_message_id, policy.timeout(row["channel"])

@@ -46,7 +46,8 @@ def _reason_label(reason: str) -> str:
 
 
 # A message, its first channel's delivery and that delivery's "queued" entry in one round
-# trip, prepared once; nothing is queued when the message exists already.
+# trip, prepared once; nothing is queued when the message exists already, or when it has
+# no channel (``:channel`` NULL).
 _CREATE_QUEUED_MESSAGE = sa.text(
     """
     WITH message AS (
@@ -56,7 +57,7 @@ _CREATE_QUEUED_MESSAGE = sa.text(
         )
         VALUES (
             :message_id, :ans_registry, :protocol_number, :purpose, :subject_key, :demand_id,
-            CAST(:content AS jsonb), CAST(:channels AS text[]), 'pending', :now, :now,
+            CAST(:content AS jsonb), CAST(:channels AS text[]), :status, :now, :now,
             CAST(:trace_headers AS jsonb)
         )
         ON CONFLICT ON CONSTRAINT uq_messages_subject DO NOTHING
@@ -68,7 +69,7 @@ _CREATE_QUEUED_MESSAGE = sa.text(
         )
         SELECT :delivery_id, id, :ans_registry, :protocol_number, :channel, 0, :recipient,
                'queued', CAST(:providers AS text[]), :now, :now
-        FROM message
+        FROM message WHERE CAST(:channel AS text) IS NOT NULL
         RETURNING id
     ), entry AS (
         INSERT INTO delivery_events (delivery_id, status, at, source)
@@ -101,46 +102,27 @@ async def create_message(
     message_id = uuid.uuid4()
     status = "pending" if plan else "unreachable"
     trace = dict(uow.cause.trace_headers) if uow.cause is not None else current_trace_headers()
-    if plan:
-        created = await uow.session.scalar(
-            _CREATE_QUEUED_MESSAGE,
-            {
-                "message_id": message_id,
-                "ans_registry": ans_registry,
-                "protocol_number": content.protocol_number,
-                "purpose": content.purpose,
-                "subject_key": subject_key,
-                "demand_id": demand_id,
-                "content": content.model_dump_json(),
-                "channels": list(plan),
-                "now": now,
-                "trace_headers": json.dumps(trace),
-                "delivery_id": uuid.uuid4(),
-                "channel": plan[0],
-                "recipient": contacts.address(plan[0]),
-                "providers": list(policy.providers(plan[0])),
-            },
-        )
-    else:
-        created = await uow.session.scalar(
-            insert(messages)
-            .values(
-                id=message_id,
-                ans_registry=ans_registry,
-                protocol_number=content.protocol_number,
-                purpose=content.purpose,
-                subject_key=subject_key,
-                demand_id=demand_id,
-                content=content.model_dump(mode="json"),
-                channels=[],
-                status=status,
-                created_at=now,
-                updated_at=now,
-                trace_headers=trace,
-            )
-            .on_conflict_do_nothing(constraint="uq_messages_subject")
-            .returning(messages.c.id)
-        )
+    first = plan[0] if plan else None
+    created = await uow.session.scalar(
+        _CREATE_QUEUED_MESSAGE,
+        {
+            "message_id": message_id,
+            "ans_registry": ans_registry,
+            "protocol_number": content.protocol_number,
+            "purpose": content.purpose,
+            "subject_key": subject_key,
+            "demand_id": demand_id,
+            "content": content.model_dump_json(),
+            "channels": list(plan),
+            "status": status,
+            "now": now,
+            "trace_headers": json.dumps(trace),
+            "delivery_id": uuid.uuid4(),
+            "channel": first,
+            "recipient": contacts.address(first) if first is not None else None,
+            "providers": list(policy.providers(first)) if first is not None else [],
+        },
+    )
     if created is None:
         return None
     uow.after_commit(MESSAGES.labels(content.purpose, status).inc)
