@@ -116,12 +116,13 @@ class RetentionHandlers:
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """An open demand: the records counted from the resolution wait for its answer."""
         opened = self._opened.get(uow, {}).get(event.protocol_number)
-        await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
         if opened is None:
             protocol = await self._protocol(uow, event.protocol_number)
+            await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
             await self._reschedule(uow, protocol, "demand_registered")
             return
         # opened in this transaction (its row is ours): every demand of it is open
+        await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
         opened.demands.add(event.demand_id)
         opened.schedule = await self._reschedule(
             uow,
