@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit e2e lint fmt token bench clean
+.PHONY: help install run replay-dead-letters test test-unit e2e lint fmt token bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: .venv/.synced ## Install every workspace package from uv.lock
 
 run: install ## Start PostgreSQL, the broker and every service; Ctrl-C stops all
 	$(RUN) devctl run
+
+replay-dead-letters: install ## Feed SERVICE's dead letters back once (while make run runs), e.g. SERVICE=protocol-svc
+	$(RUN) devctl replay-dead-letters $(SERVICE)
 
 test: install ## Run the whole test suite (unit + integration) against real servers
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -42,9 +42,17 @@ raise RuntimeError("probe api refuses to start")
 """
 
 _WORKER = '''
-"""Probe worker: says hello, then sleeps until stopped."""
+"""Probe worker: says hello, then sleeps until stopped; asked to replay its dead letters,
+prints what it was given and ends."""
+import os
+import sys
 import time
 
+if sys.argv[1:2] == ["replay-dead-letters"]:
+    print("probe replay", *sys.argv[2:], flush=True)
+    for name in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "SERVICE_NAME"):
+        print(f"{name}={os.environ.get(name, '')}", flush=True)
+    sys.exit(0)
 print("probe worker started", flush=True)
 while True:
     time.sleep(1)

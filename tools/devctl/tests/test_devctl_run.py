@@ -210,3 +210,30 @@ def test_run_recovers_after_a_crash(
     _assert_all_stopped(
         state, [pg_port, broker_port, api_port], f"127.0.0.1:{broker_port}", PROBE_DB
     )
+
+
+def test_replay_dead_letters_runs_the_worker_with_the_runs_settings(
+    server_tmp_path: Path, clean_env: dict[str, str], make_probe_service: Callable[..., Path]
+) -> None:
+    """``devctl replay-dead-letters`` runs the service's worker once with the database and
+    broker ``devctl run`` gives it; an unknown service is refused by name."""
+    state = server_tmp_path / "state"
+    env, pg_port, broker_port = _devctl_env(clean_env, state)
+    services = make_probe_service(free_port())
+    command = [sys.executable, "-m", "rn623_devctl", "replay-dead-letters"]
+    options = ["--services-dir", str(services), "--max-seconds", "5"]
+    result = subprocess.run(
+        [*command, "probe-svc", *options], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "probe replay --max-seconds 5" in lines
+    assert "SERVICE_NAME=probe-svc" in lines
+    assert f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{broker_port}" in lines
+    database = next(line for line in lines if line.startswith("DATABASE_URL="))
+    assert f"127.0.0.1:{pg_port}/{PROBE_DB}" in database
+    unknown = subprocess.run(
+        [*command, "nothing-svc", *options], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2
+    assert "nothing-svc" in unknown.stdout + unknown.stderr

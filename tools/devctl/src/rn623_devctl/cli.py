@@ -1,4 +1,4 @@
-"""The ``devctl`` command line: ``token``, ``infra`` and ``run``."""
+"""The ``devctl`` command line: ``token``, ``infra``, ``run`` and ``replay-dead-letters``."""
 
 from __future__ import annotations
 
@@ -110,3 +110,25 @@ def run(
         ready_timeout=ready_timeout,
     )
     raise typer.Exit(run_platform(options))
+
+
+@app.command("replay-dead-letters")
+def replay_dead_letters(
+    service: Annotated[str, typer.Argument(help="The service, e.g. protocol-svc.")],
+    services_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory holding the <name>-svc folders. Default: <repo>/services."),
+    ] = None,
+    max_seconds: Annotated[
+        float, typer.Option(help="Stop reading the dead-letter topic after this long.", min=1)
+    ] = 60.0,
+) -> None:
+    """Feed a service's dead letters back through its consumers once, with the settings
+    ``run`` gives it (start ``run`` first, in another terminal)."""
+    from rn623_devctl.runner import RunOptions
+    from rn623_devctl.runner import replay_dead_letters as replay
+
+    options = RunOptions(
+        state=state_dir(), services_dir=(services_dir or repo_root() / "services").absolute()
+    )
+    raise typer.Exit(replay(options, service, max_seconds))

@@ -52,6 +52,26 @@ class Infra:
         if reaped:
             warn(f"stopped processes left by an earlier run: {', '.join(reaped)}")
 
+    def locate(self) -> None:
+        """Where a ``devctl run`` with the same settings finds its servers; starts nothing."""
+        external = os.environ.get("DATABASE_URL")
+        if external:
+            self.admin_url = with_driver(external, "postgresql")
+        else:
+            self.admin_url = self._embedded_postgres().admin_url()
+        external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        self.bootstrap_servers = external or self._tansu().bootstrap_servers
+
+    def _embedded_postgres(self) -> EmbeddedPostgres:
+        port = _env_port("RN623_PG_PORT", DEFAULT_PG_PORT)
+        return EmbeddedPostgres(
+            self.state / "postgres" / "data", port, log_path=logs_dir(self.state) / "postgres.log"
+        )
+
+    def _tansu(self) -> TansuBroker:
+        port = _env_port("RN623_BROKER_PORT", DEFAULT_BROKER_PORT)
+        return TansuBroker(port, logs_dir(self.state) / "broker.log")
+
     def start_postgres(self) -> None:
         """Start the embedded PostgreSQL, or check the server given by ``DATABASE_URL``."""
         external = os.environ.get("DATABASE_URL")
@@ -64,11 +84,8 @@ class Infra:
                     raise StartupError(f"cannot reach PostgreSQL at DATABASE_URL: {exc}") from exc
                 info(f"server version {version}")
             return
-        port = _env_port("RN623_PG_PORT", DEFAULT_PG_PORT)
-        server = EmbeddedPostgres(
-            self.state / "postgres" / "data", port, log_path=logs_dir(self.state) / "postgres.log"
-        )
-        with step(f"PostgreSQL: embedded server on 127.0.0.1:{port}"):
+        server = self._embedded_postgres()
+        with step(f"PostgreSQL: embedded server on 127.0.0.1:{server.port}"):
             if server.is_running:
                 info(f"a server left running by an earlier run uses {server.data_dir}")
             elif server.initialized:
@@ -95,9 +112,8 @@ class Infra:
                     raise StartupError(f"cannot reach the broker {external}: {exc}") from exc
                 self.bootstrap_servers = external
             return
-        port = _env_port("RN623_BROKER_PORT", DEFAULT_BROKER_PORT)
-        broker = TansuBroker(port, logs_dir(self.state) / "broker.log")
-        with step(f"Broker: Tansu (Kafka protocol, in-memory) on 127.0.0.1:{port}"):
+        broker = self._tansu()
+        with step(f"Broker: Tansu (Kafka protocol, in-memory) on 127.0.0.1:{broker.port}"):
             try:
                 broker.start()
             except BrokerError as exc:

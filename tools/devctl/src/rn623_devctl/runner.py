@@ -97,6 +97,30 @@ def run_platform(options: RunOptions) -> int:
         return 1
 
 
+def replay_dead_letters(options: RunOptions, service: str, max_seconds: float) -> int:
+    """Run ``service``'s worker once with ``replay-dead-letters``, with the settings
+    ``run_platform`` gives it (its database, the broker, the secret), against the servers
+    of a local run; return the worker's exit code."""
+    specs = {spec.name: spec for spec in discover_services(options.services_dir)}
+    spec = specs.get(service)
+    if spec is None:
+        error(f"no service {service!r} in {options.services_dir}: {', '.join(sorted(specs))}")
+        return 2
+    external_keys = os.environ.get("JWT_PUBLIC_KEY") or os.environ.get("JWT_JWKS_URL")
+    secret = None if external_keys else load_or_create_secret(options.state)
+    platform = Platform(options, Infra(options.state), secret)
+    platform.infra.locate()
+    database_url = _database_url(platform, spec)
+    command = [
+        *spec.worker_command(),
+        "replay-dead-letters",
+        "--max-seconds",
+        f"{max_seconds:g}",
+    ]
+    env = _service_env(platform, spec, database_url)
+    return subprocess.run(command, cwd=spec.directory, env=env, check=False).returncode
+
+
 def _run_locked(platform: Platform) -> int:
     """The body of ``run_platform``, executed while holding the state lock."""
     options = platform.options
@@ -158,6 +182,11 @@ def _service_env(platform: Platform, spec: ServiceSpec, database_url: str) -> di
     return env
 
 
+def _database_url(platform: Platform, spec: ServiceSpec) -> str:
+    """The URL of the service's own database on the run's server."""
+    return with_database(platform.infra.admin_url, spec.database, "postgresql+asyncpg")
+
+
 def _webhooks(spec: ServiceSpec) -> str:
     """notification-svc's webhook base URL in a local run."""
     return f"http://{LOCALHOST}:{spec.port}/v1/webhooks"
@@ -190,7 +219,7 @@ def _start_service(platform: Platform, spec: ServiceSpec) -> RunningService:
     """Create the database, migrate it, then start the api and the worker."""
     logs = logs_dir(platform.options.state)
     admin_url = platform.infra.admin_url
-    database_url = with_database(admin_url, spec.database, "postgresql+asyncpg")
+    database_url = _database_url(platform, spec)
     env = _service_env(platform, spec, database_url)
     with step(f"{spec.name}: database {spec.database}"):
         created = asyncio.run(create_database(admin_url, spec.database))
