@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from rn623_events.db import OUTBOX_CHANNEL, outbox_table
 from rn623_events.kafka import start_producer, stop_producer
 from rn623_events.settings import KafkaSettings
-from rn623_events.worker import sleep_unless_stopped
+from rn623_events.worker import sleep_unless_stopped, wait_for_any
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +155,7 @@ class OutboxRelay:
         if not listening:
             await sleep_unless_stopped(stop, self.config.poll_interval)
             return
-        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(
-                waiters,
-                timeout=self.config.listen_poll_interval,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        await wait_for_any([wake, stop], self.config.listen_poll_interval)
 
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished rows; return how many were published."""

@@ -89,13 +89,14 @@ async def sleep_unless_stopped(
     """Sleep ``seconds`` with up to 50 % jitter, returning early when ``stop`` is set
     (or ``wake``: there is work again)."""
     delay = seconds * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
-    if wake is None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-        return
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    await wait_for_any([stop] if wake is None else [stop, wake], delay)
+
+
+async def wait_for_any(events: Sequence[asyncio.Event], seconds: float) -> None:
+    """Return as soon as one of ``events`` is set, or after ``seconds``."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()

@@ -84,11 +84,17 @@ class Platform:
         return procs + ([self.emulators] if self.emulators is not None else [])
 
 
-def run_platform(options: RunOptions) -> int:
-    """Start everything, wait for Ctrl-C/SIGTERM (or not), stop everything; return the exit code."""
+def _platform(options: RunOptions) -> Platform:
+    """A run's platform, nothing started yet: its state, servers and JWT secret (none when
+    ``JWT_PUBLIC_KEY`` or ``JWT_JWKS_URL`` configures the services)."""
     external_keys = os.environ.get("JWT_PUBLIC_KEY") or os.environ.get("JWT_JWKS_URL")
     secret = None if external_keys else load_or_create_secret(options.state)
-    platform = Platform(options, Infra(options.state), secret)
+    return Platform(options, Infra(options.state), secret)
+
+
+def run_platform(options: RunOptions) -> int:
+    """Start everything, wait for Ctrl-C/SIGTERM (or not), stop everything; return the exit code."""
+    platform = _platform(options)
     try:
         with state_lock(options.state):
             return _run_locked(platform)
@@ -106,9 +112,7 @@ def replay_dead_letters(options: RunOptions, service: str, max_seconds: float) -
     if spec is None:
         error(f"no service {service!r} in {options.services_dir}: {', '.join(sorted(specs))}")
         return 2
-    external_keys = os.environ.get("JWT_PUBLIC_KEY") or os.environ.get("JWT_JWKS_URL")
-    secret = None if external_keys else load_or_create_secret(options.state)
-    platform = Platform(options, Infra(options.state), secret)
+    platform = _platform(options)
     platform.infra.locate()
     database_url = _database_url(platform, spec)
     command = [
