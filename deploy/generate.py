@@ -492,7 +492,6 @@ def compose(services: list[Service]) -> str:
 #   open http://127.0.0.1:3000 (Grafana, admin / $GRAFANA_ADMIN_PASSWORD or "admin")
 #
 # Development secrets below have defaults for convenience; override them in a .env file.
-name: rn623
 
 x-rn623-env: &rn623-env
   KAFKA_BOOTSTRAP_SERVERS: kafka:9092
