@@ -1,7 +1,7 @@
 #!/bin/sh
 # Entrypoint of every rn623 service image (services/<name>-svc/Dockerfile).
 #
-#   api          uvicorn <package>.app:create_app --factory on $PORT
+#   api          uvicorn <package>.app:create_app --factory on $HOST:$PORT (0.0.0.0)
 #   worker       python -m <package>.worker (its /livez, /readyz and /metrics on
 #                $WORKER_PORT, see rn623_events.worker_http)
 #   migrate      alembic upgrade head (alembic.ini of the service, DATABASE_URL)
@@ -22,7 +22,7 @@ role="${1:-api}"
 case "$role" in
   api)
     exec uvicorn "${SERVICE_PACKAGE}.app:create_app" --factory \
-      --host 0.0.0.0 --port "$PORT" \
+      --host "${HOST:-0.0.0.0}" --port "$PORT" \
       --no-access-log --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
       --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_SECONDS:-20}" "$@"
     ;;
