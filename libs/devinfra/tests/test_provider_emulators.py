@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import email
 import hashlib
 import hmac
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -564,6 +566,39 @@ async def test_smtp_sink_stores_the_message(emu: RunningEmulators, http: httpx.A
     assert page.headers["content-type"].startswith("text/html")
     assert "Protocolo &lt;000001&gt;" in page.text
     assert "Protocolo <000001>" not in page.text
+
+
+@pytest.mark.parametrize("transfer", ["quoted-printable", "base64"])
+async def test_smtp_sink_reads_what_the_standard_parser_reads(
+    emu: RunningEmulators, transfer: str
+) -> None:
+    """Accents, encoded words, folded headers and encoded bodies come out as policy.default
+    reads them (the sink parses with compat32 for speed)."""
+    message = EmailMessage()
+    message["From"] = "Operadora Saúde Exemplo <no-reply@example.org>"
+    message["To"] = "beneficiario@example.org"
+    message["Subject"] = "Comprovante de atendimento — protocolo 20261124000001 " + "ç" * 60
+    message["Message-ID"] = "<delivery-2@example.org>"
+    message.set_content("Olá! Sua solicitação foi registrada.\n", cte=transfer)
+    message.add_alternative(
+        "<p>Olá! Solicitação <b>registrada</b>.</p>\n", subtype="html", cte=transfer
+    )
+    raw = message.as_bytes(policy=policy.SMTP)  # as it goes on the wire
+    await aiosmtplib.send(message, hostname=emu.smtp_host, port=emu.smtp_port, timeout=5)
+    [stored] = emu.messages("smtp", "email")
+
+    expected = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(expected, EmailMessage)
+    plain = expected.get_body(preferencelist=("plain",))
+    html = expected.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert html is not None
+    assert stored.text == plain.get_content()
+    assert stored.html == html.get_content()
+    assert stored.subject == str(expected["Subject"])
+    assert stored.id == "<delivery-2@example.org>"
+    sent_headers = [(key, str(value)) for key, value in expected.items()]
+    assert stored.headers == sent_headers
 
 
 async def test_smtp_faults(emu: RunningEmulators) -> None:
