@@ -16,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from notification_svc.provider_setup import Providers
 from notification_svc.providers import (
     MetaWhatsAppProvider,
     OutboundMessage,
@@ -32,6 +33,7 @@ from notification_svc.providers import (
 from notification_svc.providers.base import http_status_error, parse_retry_after
 from notification_svc.providers.meta import meta_signature
 from notification_svc.providers.twilio import twilio_signature
+from notification_svc_testdata import service_settings
 from rn623_devinfra.ports import free_port
 from rn623_devinfra.provider_emulators import (
     DEV_META_ACCESS_TOKEN,
@@ -488,6 +490,34 @@ async def test_server_errors_and_timeouts_are_retryable(
         await emu.wait_for_messages(1, provider=name, max_seconds=2)
     finally:
         await provider.aclose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", HTTP_PROVIDERS)
+async def test_the_service_clients_tell_a_timeout_from_a_refused_connection(
+    name: ProviderName, emu: RunningEmulators, receiver: CallbackReceiver
+) -> None:
+    """The clients the service builds (httpx over aiohttp) succeed, time out as "timeout"
+    and fail to connect as "connection_error", both retryable."""
+    settings = service_settings(
+        "postgresql+asyncpg://unused@127.0.0.1:1/unused", emu, 1, provider_timeout_seconds=0.2
+    )
+    pool = Providers(settings)
+    try:
+        await make(name, emu, receiver, client=pool.client(name)).send(message_for(name))
+        emu.set_fault(name, "timeout", count=1, seconds=1)
+        timeout = await send_error(
+            make(name, emu, receiver, client=pool.client(name), timeout=0.2), message_for(name)
+        )
+        assert (timeout.code, timeout.retryable) == ("timeout", True)
+        closed = f"http://127.0.0.1:{free_port()}"
+        refused = await send_error(
+            make(name, emu, receiver, client=pool.client(name), base_url=closed),
+            message_for(name),
+        )
+        assert (refused.code, refused.retryable) == ("connection_error", True)
+    finally:
+        await pool.aclose()
 
 
 @pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
 
 from notification_svc.providers.base import ProviderError
@@ -22,15 +23,25 @@ class HttpProvider:
         """POST ``url``; a timeout or a broken connection is a retryable ProviderError."""
         try:
             return await self._client.post(url, timeout=self._timeout, **request)
-        except httpx.TimeoutException as exc:
-            raise ProviderError("timeout", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("connection_error", retryable=True) from exc
+        except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderError(transport_failure(exc), retryable=True) from exc
 
     async def aclose(self) -> None:
         """Close the HTTP client when this adapter created it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def transport_failure(exc: BaseException) -> str:
+    """``timeout`` or ``connection_error``. The aiohttp transport reports every aiohttp
+    connection error (refused, reset) as ``httpx.ConnectTimeout``, so an aiohttp cause
+    decides; without one, httpx's own exception does."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+    return (
+        "timeout"
+        if isinstance(cause, httpx.TimeoutException | TimeoutError)
+        else "connection_error"
+    )
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
