@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from events_backbone import Backbone, effects
 from rn623_events.db import UnitOfWork, outbox_table
-from rn623_events.group_commit import GroupCommitter
+from rn623_events.group_commit import BatchCommitter, GroupCommitter
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +141,55 @@ async def test_a_lone_caller_runs_at_once_and_close_cancels_the_waiting(
     keys, outbox = await rows(backbone)
     assert keys == ["k0"]
     assert outbox == 1
+
+
+async def test_a_batch_committer_applies_the_queued_items_in_one_call(
+    backbone: Backbone,
+) -> None:
+    """Items queued behind a busy transaction reach ``apply`` together; an item that makes
+    the batch fail gets its own error, the others their results, each written once."""
+    gate = asyncio.Event()
+    calls: list[list[str]] = []
+
+    async def apply(uow: UnitOfWork, keys: list[str]) -> list[str]:
+        calls.append(keys)
+        if keys == ["k0"]:
+            await gate.wait()
+        await uow.session.execute(
+            sa.insert(effects),
+            [{"event_id": uuid.uuid4(), "key": key, "n": 1, "trace_id": None} for key in keys],
+        )
+        if "bad" in keys:
+            raise ValueError("refused")
+        return [key.upper() for key in keys]
+
+    committer = BatchCommitter(backbone.uow, apply, name="test-batch", concurrency=1)
+    splits_before = metric("rn623_group_commit_splits_total", "test-batch")
+    try:
+        first = asyncio.create_task(committer.submit("k0"))
+        await asyncio.sleep(0.05)
+        together = [asyncio.create_task(committer.submit(f"k{i}")) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await first == "K0"
+        assert await asyncio.gather(*together) == [f"K{i}" for i in range(1, 6)]
+        assert calls == [["k0"], ["k1", "k2", "k3", "k4", "k5"]]
+
+        gate.clear()
+        calls.clear()
+        blocker = asyncio.create_task(committer.submit("k0"))
+        await asyncio.sleep(0.05)
+        mixed = [asyncio.create_task(committer.submit(k)) for k in ("k6", "bad", "k7")]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        await asyncio.wait(mixed)
+    finally:
+        await committer.close()
+    assert calls == [["k0"], ["k6", "bad", "k7"], ["k6"], ["bad"], ["k7"]]
+    assert [mixed[0].result(), mixed[2].result()] == ["K6", "K7"]
+    with pytest.raises(ValueError, match="refused"):
+        mixed[1].result()
+    keys, _ = await rows(backbone)
+    assert sorted(keys) == sorted(["k0", "k0", *(f"k{i}" for i in range(1, 8))])
+    assert metric("rn623_group_commit_splits_total", "test-batch") - splits_before == 1

@@ -676,6 +676,48 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
     assert len(h.received(number)) == 1
 
 
+async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harness) -> None:
+    """The API's batch: every request's updates applied and stored in one transaction,
+    each request told how many deliveries it changed."""
+    h.fault("meta", "no_callback", count=2)
+    numbers = [protocol_number(), protocol_number()]
+    for number in numbers:
+        await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    ids = []
+    for number in numbers:
+        await h.until_delivery(number, 0, "sent")
+        ids.append((await h.message(number))["deliveries"][0]["provider_message_id"])
+    stranger = f"SM{uuid.uuid4().hex}"
+    batch: list[webhooks.CallbackBatch] = [
+        ("meta", [StatusUpdate(ids[1], "sent"), StatusUpdate(ids[1], "delivered")]),
+        ("twilio", [StatusUpdate(stranger, "delivered")]),  # a message we never sent
+        ("meta", [StatusUpdate(ids[0], "read")]),
+    ]
+    async with h.rt.uow() as uow:
+        assert await webhooks.apply_batch(h.rt, uow, batch) == [1, 0, 1]
+        await uow.commit()
+    for number, status in zip(numbers, ("read", "delivered"), strict=True):
+        found = await h.message(number)
+        assert (found["status"], found["deliveries"][0]["status"]) == ("delivered", status)
+    async with h.rt.sessions() as session:
+        stored = (
+            await session.execute(
+                sa.select(
+                    callbacks.c.provider, callbacks.c.status, callbacks.c.applied_at.isnot(None)
+                ).where(callbacks.c.provider_message_id.in_([*ids, stranger]))
+            )
+        ).all()
+    assert sorted(stored) == sorted(
+        [
+            ("meta", "sent", True),
+            ("meta", "delivered", True),
+            ("meta", "read", True),
+            ("twilio", "delivered", False),  # kept for a record that will never come
+        ]
+    )
+
+
 async def test_an_early_sent_callback_needs_no_applying_and_an_early_proof_waits(
     h: Harness,
 ) -> None:

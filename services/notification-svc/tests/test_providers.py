@@ -516,6 +516,7 @@ async def test_the_service_clients_tell_a_timeout_from_a_refused_connection(
             message_for(name),
         )
         assert (refused.code, refused.retryable) == ("connection_error", True)
+        await emu.wait_for_messages(2, provider=name, max_seconds=3)  # the slow one lands
     finally:
         await pool.aclose()
 

@@ -6,6 +6,9 @@ Under load most of a short write request's database cost is the transaction arou
 the next transaction together: each piece of work runs in turn, in its caller's context
 (so its events carry its caller's trace), on the shared unit of work; one outbox insert
 and one commit follow. A lone request runs at once, alone: nothing waits for company.
+A ``BatchCommitter`` does the same for items rather than work: one function applies the
+whole group's items at once, so it can lock rows in one order across callers and write
+them in one statement (notification-svc's provider callbacks).
 
 All or nothing stays per request:
 - if any work in a group raises, the group is rolled back and every piece of work is run
@@ -29,6 +32,7 @@ from prometheus_client import Counter, Histogram
 from rn623_events.db import UnitOfWork
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ GROUP_SPLITS = Counter(
 
 @dataclass
 class _Pending(Generic[T]):
-    work: Callable[[UnitOfWork], Coroutine[Any, Any, T]]
+    payload: Any  # a GroupCommitter's work, or a BatchCommitter's item
     future: asyncio.Future[T]
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
@@ -56,16 +60,17 @@ class _WorkFailed(Exception):
     """A piece of work raised inside a group (the group must be split)."""
 
 
-class GroupCommitter:
-    """Runs units of work for concurrent callers in shared transactions."""
+class _Committer:
+    """The loop both committers share: take what is queued, run it together, commit; if
+    the work of a group raises, run each caller's part again alone."""
 
     def __init__(
         self,
         uow: Callable[[], UnitOfWork],
         *,
         name: str,
-        max_group: int = 64,
-        concurrency: int = 2,
+        max_group: int,
+        concurrency: int,
     ) -> None:
         self._uow = uow
         self._name = name
@@ -74,20 +79,19 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending[Any]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def run(self, work: Callable[[UnitOfWork], Coroutine[Any, Any, T]]) -> T:
-        """Run ``work`` on a unit of work and commit; its result once committed.
-
-        ``work`` must not commit, and must not keep anything of the unit of work beyond its
-        own result: it may run twice (once in a group that is rolled back, then alone).
-        """
+    async def _submit(self, payload: Any) -> Any:
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._loop(), name=f"group-commit-{self._name}-{i}")
                 for i in range(self._concurrency)
             ]
-        pending: _Pending[T] = _Pending(work, asyncio.get_running_loop().create_future())
+        pending: _Pending[Any] = _Pending(payload, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
         return await pending.future
+
+    async def _apply(self, uow: UnitOfWork, group: list[_Pending[Any]]) -> list[Any]:
+        """Run the group's work on ``uow`` (no commit); its results, in the group's order."""
+        raise NotImplementedError
 
     async def close(self) -> None:
         """Stop the committers; callers still waiting get CancelledError."""
@@ -135,26 +139,21 @@ class GroupCommitter:
                 _settle(pending, result=result)
 
     async def _together(self, group: list[_Pending[Any]]) -> list[Any]:
-        """Every piece of work in one unit of work; raises _WorkFailed if one raised."""
-        loop = asyncio.get_running_loop()
+        """The group's work in one unit of work; raises _WorkFailed if the work raised."""
         async with self._uow() as uow:
-            results: list[Any] = []
-            for pending in group:
-                try:
-                    results.append(
-                        await loop.create_task(pending.work(uow), context=pending.context)
-                    )
-                except Exception as exc:
-                    raise _WorkFailed from exc
+            try:
+                results = await self._apply(uow, group)
+            except Exception as exc:
+                raise _WorkFailed from exc
             await uow.commit()
         return results
 
     async def _run_alone(self, pending: _Pending[Any]) -> None:
-        """One piece of work in its own unit of work, its outcome handed to its caller."""
+        """One caller's work in its own unit of work, its outcome handed to it."""
 
         async def alone() -> Any:
             async with self._uow() as uow:
-                result = await pending.work(uow)
+                [result] = await self._apply(uow, [pending])
                 await uow.commit()
             return result
 
@@ -164,6 +163,70 @@ class GroupCommitter:
             _settle(pending, exc=exc)
         else:
             _settle(pending, result=result)
+
+
+class GroupCommitter(_Committer):
+    """Runs units of work for concurrent callers in shared transactions."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        *,
+        name: str,
+        max_group: int = 64,
+        concurrency: int = 2,
+    ) -> None:
+        super().__init__(uow, name=name, max_group=max_group, concurrency=concurrency)
+
+    async def run(self, work: Callable[[UnitOfWork], Coroutine[Any, Any, T]]) -> T:
+        """Run ``work`` on a unit of work and commit; its result once committed.
+
+        ``work`` must not commit, and must not keep anything of the unit of work beyond its
+        own result: it may run twice (once in a group that is rolled back, then alone).
+        """
+        result: T = await self._submit(work)
+        return result
+
+    async def _apply(self, uow: UnitOfWork, group: list[_Pending[Any]]) -> list[Any]:
+        """Each piece of work in turn, in its caller's context."""
+        loop = asyncio.get_running_loop()
+        return [
+            await loop.create_task(pending.payload(uow), context=pending.context)
+            for pending in group
+        ]
+
+
+class BatchCommitter(_Committer, Generic[ItemT, T]):
+    """Applies the items of concurrent callers together: one call of ``apply`` on one
+    unit of work, one commit. Unlike a ``GroupCommitter``, ``apply`` sees the whole group
+    at once, so it can take its locks in one order and write its rows in one statement."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        apply: Callable[[UnitOfWork, list[ItemT]], Coroutine[Any, Any, list[T]]],
+        *,
+        name: str,
+        max_group: int = 64,
+        concurrency: int = 2,
+    ) -> None:
+        super().__init__(uow, name=name, max_group=max_group, concurrency=concurrency)
+        self._batch = apply
+
+    async def submit(self, item: ItemT) -> T:
+        """Apply ``item`` with whatever else is queued and commit; its result once committed.
+
+        ``apply`` must not commit, must return one result per item in their order, and
+        may see an item twice (once in a group that is rolled back, then alone).
+        """
+        result: T = await self._submit(item)
+        return result
+
+    async def _apply(self, uow: UnitOfWork, group: list[_Pending[Any]]) -> list[Any]:
+        results = await self._batch(uow, [pending.payload for pending in group])
+        if len(results) != len(group):
+            raise RuntimeError(f"{self._name}: {len(results)} results for {len(group)} items")
+        return results
 
 
 def _settle(

@@ -35,6 +35,7 @@ from notification_svc.schemas import (
 from rn623_events.auth import ADMIN_SCOPE, Principal, ensure_operator, require_scopes
 from rn623_events.contracts.notifications import NotificationPurpose, ProviderName
 from rn623_events.cursors import bad_cursor, decode_cursor, encode_cursor
+from rn623_events.group_commit import BatchCommitter
 from rn623_events.http import app_runtime
 from rn623_events.openapi import problem_responses
 from rn623_events.problems import ProblemError, problem_type
@@ -42,6 +43,16 @@ from rn623_events.problems import ProblemError, problem_type
 READ_SCOPE = "notifications:read"
 
 RuntimeDep = Annotated[Runtime, Depends(app_runtime)]
+
+
+async def _callbacks(request: Request) -> BatchCommitter[webhooks.CallbackBatch, int]:
+    """The app's committer of provider callbacks, set up in its lifespan (async, so it
+    needs no worker thread)."""
+    committer: BatchCommitter[webhooks.CallbackBatch, int] = request.app.state.callbacks
+    return committer
+
+
+CallbacksDep = Annotated[BatchCommitter[webhooks.CallbackBatch, int], Depends(_callbacks)]
 Reader = Annotated[Principal, Depends(require_scopes(READ_SCOPE))]
 Admin = Annotated[Principal, Depends(require_scopes(ADMIN_SCOPE))]
 Operator = Annotated[str, Path(pattern=ANS_PATTERN, description="ANS registration (6 digits).")]
@@ -301,7 +312,9 @@ async def get_profile(ans_registry: Operator, rt: RuntimeDep, principal: Reader)
         404: {"description": "This provider is not configured."},
     },
 )
-async def provider_callback(provider: ProviderName, request: Request, rt: RuntimeDep) -> None:
+async def provider_callback(
+    provider: ProviderName, request: Request, rt: RuntimeDep, intake: CallbacksDep
+) -> None:
     """A provider's delivery-status callback, verified by its signature or token.
 
     No bearer token: providers cannot send one. Zenvia sends the configured token
@@ -321,7 +334,7 @@ async def provider_callback(provider: ProviderName, request: Request, rt: Runtim
             "callback signature or format not accepted",
             problem_type("webhook-rejected"),
         ) from None
-    await webhooks.apply_callbacks(rt, provider, updates)
+    await intake.submit((provider, updates))
 
 
 @router.get(

@@ -11,6 +11,7 @@ from notification_svc.api import router
 from notification_svc.provider_setup import build_providers
 from notification_svc.runtime import Runtime
 from notification_svc.settings import NotificationSettings
+from notification_svc.webhooks import callback_committer
 from rn623_events.clock import Clock
 from rn623_events.db import create_engine, session_factory
 from rn623_events.health import database_check, kafka_check
@@ -30,15 +31,17 @@ def create_app(settings: NotificationSettings | None = None, clock: Clock | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # the API only parses callbacks; it never sends, but it needs the adapters' keys
         providers = build_providers(settings)
-        app.state.runtime = Runtime(
+        app.state.runtime = runtime = Runtime(
             sessions=session_factory(engine),
             clock=clock,
             settings=settings,
             providers=providers,
         )
+        app.state.callbacks = callbacks = callback_committer(runtime)
         try:
             yield
         finally:
+            await callbacks.close()
             await providers.aclose()
             await engine.dispose()
 

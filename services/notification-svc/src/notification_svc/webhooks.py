@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -19,76 +20,98 @@ from notification_svc import domain, lifecycle
 from notification_svc.models import callbacks, deliveries
 from notification_svc.providers.base import StatusUpdate
 from notification_svc.runtime import Runtime
+from rn623_events.db import UnitOfWork
+from rn623_events.group_commit import BatchCommitter
 
 CALLBACKS = Counter(
     "notification_callbacks_total", "Provider callbacks received", ["provider", "status", "result"]
 )
 
 
+CallbackBatch = tuple[str, Sequence[StatusUpdate]]
+"""One request's callbacks: the provider, and the status updates it reported."""
+
+
 async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUpdate]) -> int:
-    """Store and apply ``updates`` from ``provider`` in one transaction; return how many
-    changed a delivery. Deliveries are locked in message order, as everywhere."""
-    changed = 0
+    """Store and apply ``updates`` from ``provider`` in a transaction of their own; return
+    how many changed a delivery."""
     async with rt.uow() as uow:
-        now = uow.clock.now()
-        ids = sorted({u.provider_message_id for u in updates})
-        found = {
-            row.provider_message_id: row
-            for row in (
-                await uow.session.execute(
-                    sa.select(
-                        deliveries.c.id,
-                        deliveries.c.message_id,
-                        deliveries.c.provider_message_id,
-                        deliveries.c.status,
-                    ).where(
-                        deliveries.c.provider == provider,
-                        deliveries.c.provider_message_id.in_(ids),
-                    )
-                )
-            ).all()
-        }
-        unknown = (uuid.UUID(int=0), uuid.UUID(int=0))
-
-        def lock_order(update: StatusUpdate) -> tuple[uuid.UUID, uuid.UUID]:
-            row = found.get(update.provider_message_id)
-            return (row.message_id, row.id) if row is not None else unknown
-
-        ordered = sorted(updates, key=lock_order)
-        for update in ordered:
-            current = found.get(update.provider_message_id)
-            matched = current is not None
-            applied = False
-            # statuses only move forward: one that cannot advance now never will, so it
-            # needs no lock (most "sent" callbacks, which the dispatcher recorded already)
-            if current is not None and domain.advances(current.status, update.status):
-                await lifecycle.lock_messages(uow, [current.message_id])
-                row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
-                if row is not None:
-                    policy = (
-                        await rt.policy(uow, row["ans_registry"])
-                        if update.status == "failed"
-                        else None
-                    )
-                    applied = await lifecycle.apply_status(
-                        uow, row, update, source="webhook", policy=policy
-                    )
-                    changed += int(applied)
-            await uow.session.execute(
-                callbacks.insert().values(
-                    provider=provider,
-                    provider_message_id=update.provider_message_id,
-                    status=update.status,
-                    at=update.at,
-                    error_code=update.error_code,
-                    received_at=now,
-                    # kept unapplied only when the send's record must apply it later
-                    applied_at=(
-                        now if matched or not domain.beyond_acceptance(update.status) else None
-                    ),
-                )
-            )
-            result = "applied" if applied else ("ignored" if matched else "unmatched")
-            uow.after_commit(CALLBACKS.labels(provider, update.status, result).inc)
+        [changed] = await apply_batch(rt, uow, [(provider, updates)])
         await uow.commit()
+    return changed
+
+
+def callback_committer(rt: Runtime) -> BatchCommitter[CallbackBatch, int]:
+    """Concurrent callback requests applied together, one transaction per group (the
+    emulators and real providers send them dozens at a time)."""
+    return BatchCommitter(rt.uow, partial(apply_batch, rt), name="callbacks")
+
+
+async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatch]) -> list[int]:
+    """Store and apply every request's updates on ``uow`` (no commit); per request, how
+    many changed a delivery. Deliveries are locked in message order across the whole
+    batch, as everywhere, so concurrent batches and the dispatcher cannot deadlock."""
+    now = uow.clock.now()
+    wanted = {(provider, u.provider_message_id) for provider, updates in batch for u in updates}
+    rows = (
+        await uow.session.execute(
+            sa.select(
+                deliveries.c.id,
+                deliveries.c.message_id,
+                deliveries.c.provider,
+                deliveries.c.provider_message_id,
+                deliveries.c.status,
+            ).where(
+                deliveries.c.provider.in_(sorted({provider for provider, _ in wanted})),
+                deliveries.c.provider_message_id.in_(sorted({id_ for _, id_ in wanted})),
+            )
+        )
+    ).all()
+    found = {key: row for row in rows if (key := (row.provider, row.provider_message_id)) in wanted}
+    unknown = (uuid.UUID(int=0), uuid.UUID(int=0))
+
+    def lock_order(item: tuple[int, str, StatusUpdate]) -> tuple[uuid.UUID, uuid.UUID]:
+        row = found.get((item[1], item[2].provider_message_id))
+        return (row.message_id, row.id) if row is not None else unknown
+
+    items = [
+        (i, provider, update) for i, (provider, updates) in enumerate(batch) for update in updates
+    ]
+    changed = [0] * len(batch)
+    stored: list[dict[str, object]] = []
+    for index, provider, update in sorted(items, key=lock_order):
+        current = found.get((provider, update.provider_message_id))
+        matched = current is not None
+        applied = False
+        # statuses only move forward: one that cannot advance now never will, so it
+        # needs no lock (most "sent" callbacks, which the dispatcher recorded already)
+        if current is not None and domain.advances(current.status, update.status):
+            await lifecycle.lock_messages(uow, [current.message_id])
+            row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
+            if row is not None:
+                policy = (
+                    await rt.policy(uow, row["ans_registry"]) if update.status == "failed" else None
+                )
+                applied = await lifecycle.apply_status(
+                    uow, row, update, source="webhook", policy=policy
+                )
+                changed[index] += int(applied)
+        stored.append(
+            {
+                "provider": provider,
+                "provider_message_id": update.provider_message_id,
+                "status": update.status,
+                "at": update.at,
+                "error_code": update.error_code,
+                "received_at": now,
+                # kept unapplied only when the send's record must apply it later
+                "applied_at": (
+                    now if matched or not domain.beyond_acceptance(update.status) else None
+                ),
+            }
+        )
+        result = "applied" if applied else ("ignored" if matched else "unmatched")
+        uow.after_commit(CALLBACKS.labels(provider, update.status, result).inc)
+    if stored:
+        await uow.session.execute(callbacks.insert(), stored)
     return changed
