@@ -493,6 +493,52 @@ async def test_a_proof_during_an_in_flight_send_cancels_it(h: Harness) -> None:
     assert await h.tick() == 0
 
 
+async def test_a_late_proof_cancels_the_fallback_still_queued(h: Harness) -> None:
+    """WhatsApp proves delivery after the SMS fallback was queued but before it was sent:
+    the message is delivered on WhatsApp, the SMS cancelled (with its timeline entry) and
+    nothing waits for a proof any more."""
+    h.fault("meta", "no_callback", count=1)
+    number = protocol_number()
+    await h.handle(opened(ANS, number, h.clock.now()))
+    await h.tick()
+    await h.until_delivery(number, 0, "sent")
+    h.clock.advance(timedelta(seconds=301))
+    assert await FallbackTimer(h.rt).tick() == 1  # the SMS is queued, not yet sent
+    whatsapp, sms = (await h.message(number))["deliveries"]
+    assert (whatsapp["status"], sms["status"]) == ("sent", "queued")
+    assert (
+        await webhooks.apply_callbacks(
+            h.rt, "meta", [StatusUpdate(whatsapp["provider_message_id"], "delivered")]
+        )
+        == 1
+    )
+    found = await h.message(number)
+    assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+    whatsapp, sms = found["deliveries"]
+    assert (whatsapp["status"], sms["status"]) == ("delivered", "cancelled")
+    assert (whatsapp["fallback_at"], sms["fallback_at"], sms["next_attempt_at"]) == (
+        None,
+        None,
+        None,
+    )
+    assert (await h.timeline(whatsapp["id"]))[-1] == "delivered"
+    assert (await h.timeline(sms["id"])) == ["queued", "cancelled"]
+    delivered = [p for t, p in await h.events(number) if t == "notification.delivered"]
+    assert [d["channel"] for d in delivered] == ["whatsapp"]
+    assert await h.tick() == 0
+    assert h.received(number, provider="zenvia") == []
+    # a later "read" adds to WhatsApp's timeline and changes nothing else
+    assert (
+        await webhooks.apply_callbacks(
+            h.rt, "meta", [StatusUpdate(whatsapp["provider_message_id"], "read")]
+        )
+        == 1
+    )
+    found = await h.message(number)
+    assert [d["status"] for d in found["deliveries"]] == ["read", "cancelled"]
+    assert len([t for t, _ in await h.events(number) if t == "notification.delivered"]) == 1
+
+
 async def test_an_outcome_from_an_expired_claim_is_ignored(h: Harness) -> None:
     h.fault("meta", "timeout", count=1, seconds=5)
     number = protocol_number()

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import UUID, insert
 
 from notification_svc import domain
 from notification_svc.content import MessageContent
@@ -621,14 +621,30 @@ async def apply_status(
         code = f"not_delivered:{update.error_code}" if update.error_code else "not_delivered"
         await give_up_channel(uow, row, reason=safe_reason(code), policy=policy)
         return True
-    values: dict[str, Any] = {"status": update.status}
-    if update.status in domain.PROVEN:
-        values.update(delivered_at=row["delivered_at"] or at, fallback_at=None)
+    if update.status not in domain.PROVEN:
+        await uow.session.execute(
+            deliveries.update().where(deliveries.c.id == row["id"]).values(status=update.status)
+        )
+        await timeline(uow, row["id"], update.status, at, source=source, provider=row["provider"])
+        return True
+    first_proof = row["delivered_at"] is None
     await uow.session.execute(
-        deliveries.update().where(deliveries.c.id == row["id"]).values(**values)
+        _APPLY_PROOF,
+        {
+            "delivery_id": row["id"],
+            "message_id": row["message_id"],
+            "status": update.status,
+            "delivered_at": row["delivered_at"] or at,
+            "at": at,
+            "now": now,
+            "provider": row["provider"],
+            "source": source,
+            "channel": row["channel"],
+            "proven": first_proof,
+            "detail": "delivered_on_" + row["channel"],
+        },
     )
-    await timeline(uow, row["id"], update.status, at, source=source, provider=row["provider"])
-    if update.status in domain.PROVEN and row["delivered_at"] is None:
+    if first_proof:
         uow.publish(
             NotificationDelivered(
                 **_event_fields(row),
@@ -638,44 +654,55 @@ async def apply_status(
             trace_headers=row["trace_headers"],
         )
         uow.after_commit(DELIVERED.labels(row["channel"], row["provider"] or "").inc)
-        await _proven(uow, row, at, now)
     return True
 
 
-async def _proven(uow: UnitOfWork, row: Mapping[str, Any], at: datetime, now: datetime) -> None:
-    """A channel proved delivery: the message is delivered, and what is queued is cancelled."""
-    await uow.session.execute(
-        messages.update()
-        .where(messages.c.id == row["message_id"], messages.c.delivered_at.is_(None))
-        .values(
-            status="delivered", delivered_channel=row["channel"], delivered_at=at, updated_at=now
-        )
+# A proof of delivery ("delivered" or "read"), in one statement: the delivery and its
+# timeline entry; on its first proof (:proven) the message is delivered (unless another
+# channel proved it first), and the message's other deliveries still queued (or abandoned
+# mid-send by a dead worker: nobody will record it, nothing to resend) are cancelled, each
+# with its timeline entry. Every delivery of the message stops waiting for a proof. The
+# sub-statements touch different rows; ``was`` is each other delivery's row before.
+_APPLY_PROOF = sa.text(
+    """
+    WITH proven AS (
+        UPDATE deliveries
+        SET status = :status, delivered_at = :delivered_at, fallback_at = NULL
+        WHERE id = :delivery_id
+    ), entry AS (
+        INSERT INTO delivery_events (delivery_id, status, at, provider, source)
+        VALUES (:delivery_id, :status, :at, :provider, :source)
+    ), message AS (
+        UPDATE messages
+        SET status = 'delivered', delivered_channel = :channel, delivered_at = :at,
+            updated_at = :now
+        WHERE id = :message_id AND delivered_at IS NULL AND :proven
+    ), others AS (
+        UPDATE deliveries AS d
+        SET status = CASE WHEN was.cancel THEN 'cancelled' ELSE d.status END,
+            next_attempt_at = CASE WHEN was.cancel THEN NULL ELSE d.next_attempt_at END,
+            lease_until = CASE WHEN was.cancel THEN NULL ELSE d.lease_until END,
+            fallback_at = NULL
+        FROM (
+            SELECT id, :proven AND (status = 'queued'
+                   OR (status = 'sending' AND lease_until < :now)) AS cancel
+            FROM deliveries
+            WHERE message_id = :message_id AND id <> :delivery_id
+        ) AS was
+        WHERE d.id = was.id AND (was.cancel OR d.fallback_at IS NOT NULL)
+        RETURNING d.id, was.cancel
     )
-    cancelled = await uow.session.execute(
-        deliveries.update()
-        .where(
-            deliveries.c.message_id == row["message_id"],
-            (deliveries.c.status == "queued")
-            # a send abandoned by a dead worker: nobody will record it, nothing to resend
-            | ((deliveries.c.status == "sending") & (deliveries.c.lease_until < now)),
-        )
-        .values(status="cancelled", next_attempt_at=None, lease_until=None)
-        .returning(deliveries.c.id)
-    )
-    for (delivery_id,) in cancelled.all():
-        await timeline(
-            uow,
-            delivery_id,
-            "cancelled",
-            now,
-            source="dispatcher",
-            detail="delivered_on_" + row["channel"],
-        )
-    await uow.session.execute(
-        deliveries.update()
-        .where(deliveries.c.message_id == row["message_id"], deliveries.c.fallback_at.isnot(None))
-        .values(fallback_at=None)
-    )
+    INSERT INTO delivery_events (delivery_id, status, at, detail, source)
+    SELECT id, 'cancelled', :now, :detail, 'dispatcher' FROM others WHERE cancel
+    """
+).bindparams(
+    sa.bindparam("delivery_id", type_=UUID(as_uuid=True)),
+    sa.bindparam("message_id", type_=UUID(as_uuid=True)),
+    sa.bindparam("delivered_at", type_=sa.DateTime(timezone=True)),
+    sa.bindparam("at", type_=sa.DateTime(timezone=True)),
+    sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+    sa.bindparam("proven", type_=sa.Boolean),
+)
 
 
 async def contacts_of(uow: UnitOfWork, protocol_number: str) -> domain.Contacts:

@@ -74,20 +74,35 @@ async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatc
         row = found.get((item[1], item[2].provider_message_id))
         return (row.message_id, row.id) if row is not None else unknown
 
-    items = [
-        (i, provider, update) for i, (provider, updates) in enumerate(batch) for update in updates
+    items = sorted(
+        (
+            (i, provider, update)
+            for i, (provider, updates) in enumerate(batch)
+            for update in updates
+        ),
+        key=lock_order,
+    )
+    # statuses only move forward: one that cannot advance now never will, so it needs no
+    # lock (most "sent" callbacks, which the dispatcher recorded already); the rest are
+    # locked, messages then deliveries, two statements for the whole batch
+    advancing = [
+        current
+        for _, provider, update in items
+        if (current := found.get((provider, update.provider_message_id))) is not None
+        and domain.advances(current.status, update.status)
     ]
+    await lifecycle.lock_messages(uow, [current.message_id for current in advancing])
+    locked = await lifecycle.deliveries_for_update(uow, [current.id for current in advancing])
     changed = [0] * len(batch)
     stored: list[dict[str, object]] = []
-    for index, provider, update in sorted(items, key=lock_order):
+    for index, provider, update in items:
         current = found.get((provider, update.provider_message_id))
         matched = current is not None
         applied = False
-        # statuses only move forward: one that cannot advance now never will, so it
-        # needs no lock (most "sent" callbacks, which the dispatcher recorded already)
         if current is not None and domain.advances(current.status, update.status):
-            await lifecycle.lock_messages(uow, [current.message_id])
-            row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
+            row = locked.pop(current.id, None)
+            if row is None:  # applied to earlier in this batch: read it again (locked)
+                row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
             if row is not None:
                 policy = (
                     await rt.policy(uow, row["ans_registry"]) if update.status == "failed" else None
