@@ -452,6 +452,27 @@ async def test_outbox_depth_and_age_metrics(backbone: Backbone) -> None:
     await relay._drop_producer()
 
 
+async def test_a_relay_publishes_nothing_while_another_holds_the_batch(
+    backbone: Backbone,
+) -> None:
+    """The relay's lock and its batch are one statement: while another replica's batch
+    transaction holds the lock this one finds no rows; once it ends, it publishes them."""
+    relay = backbone.relay()
+    other = backbone.relay()
+    await backbone.write([("r", n) for n in range(1, 4)])
+    try:
+        async with backbone.engine.connect() as conn, conn.begin():
+            await conn.execute(
+                sa.select(sa.func.pg_try_advisory_xact_lock(other._lock_key))
+            )  # the other replica, mid-batch
+            assert await relay.publish_batch() == 0
+            assert await backbone.unpublished() == 3
+        assert await relay.publish_batch() == 3
+        assert await backbone.unpublished() == 0
+    finally:
+        await relay._drop_producer()
+
+
 async def test_two_members_of_a_group_share_the_work_and_survive_a_rebalance(
     backbone: Backbone,
 ) -> None:

@@ -25,6 +25,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rn623_events.db import OUTBOX_CHANNEL, outbox_table
@@ -160,25 +161,9 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished rows; return how many were published."""
         async with self.engine.connect() as conn, conn.begin():
-            got = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self._lock_key)))
-            if not got:
-                return 0  # another replica is publishing
             rows = (
                 await conn.execute(
-                    sa.select(
-                        outbox_table.c.id,
-                        outbox_table.c.event_id,
-                        outbox_table.c.event_type,
-                        outbox_table.c.topic,
-                        outbox_table.c.key,
-                        outbox_table.c.headers,
-                        outbox_table.c.payload,
-                    )
-                    .where(
-                        outbox_table.c.published_at.is_(None), outbox_table.c.parked_at.is_(None)
-                    )
-                    .order_by(outbox_table.c.id)
-                    .limit(self.config.batch_size)
+                    _CLAIM_BATCH, {"lock_key": self._lock_key, "limit": self.config.batch_size}
                 )
             ).all()
             if not rows:
@@ -232,25 +217,13 @@ class OutboxRelay:
     async def _mark(self, conn: AsyncConnection, rows: Sequence[Any], outcome: _Outcome) -> None:
         """Record what the broker acknowledged, what was refused and what must be retried."""
         if outcome.sent:
-            await conn.execute(
-                sa.update(outbox_table)
-                .where(outbox_table.c.id.in_(outcome.sent))
-                .values(published_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
-            )
+            await conn.execute(_MARK_PUBLISHED, {"ids": list(outcome.sent)})
         if outcome.rejected:
-            await conn.execute(
-                sa.update(outbox_table)
-                .where(outbox_table.c.id.in_(list(outcome.rejected)))
-                .values(parked_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
-            )
+            await conn.execute(_MARK_PARKED, {"ids": list(outcome.rejected)})
             PARKED.labels(self.service).inc(len(outcome.rejected))
         retry = [r.id for r in rows if r.id not in outcome.sent and r.id not in outcome.rejected]
         if retry:
-            await conn.execute(
-                sa.update(outbox_table)
-                .where(outbox_table.c.id.in_(retry))
-                .values(attempts=outbox_table.c.attempts + 1)
-            )
+            await conn.execute(_MARK_TRIED, {"ids": retry})
 
     async def refresh_stats(self) -> None:
         """Update the depth and oldest-age gauges."""
@@ -291,6 +264,47 @@ class OutboxRelay:
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         await stop_producer(producer)
+
+
+# One relay of a service at a time, and its batch, in one round trip: the lock's CTE
+# calls a volatile function, so PostgreSQL evaluates it once; without the lock, no rows.
+_CLAIM_BATCH = (
+    sa.text(
+        """
+        WITH relay_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(:lock_key) AS got)
+        SELECT o.id, o.event_id, o.event_type, o.topic, o.key, o.headers, o.payload
+        FROM relay_lock, outbox AS o
+        WHERE relay_lock.got AND o.published_at IS NULL AND o.parked_at IS NULL
+        ORDER BY o.id
+        LIMIT :limit
+        """
+    )
+    .bindparams(sa.bindparam("lock_key", type_=sa.BigInteger))
+    .columns(
+        outbox_table.c.id,
+        outbox_table.c.event_id,
+        outbox_table.c.event_type,
+        outbox_table.c.topic,
+        outbox_table.c.key,
+        outbox_table.c.headers,
+        outbox_table.c.payload,
+    )
+)
+
+# The batch's rows by one array parameter: one prepared statement whatever the count
+# (an IN list would be a new statement for each length).
+_BATCH_IDS = outbox_table.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.BigInteger)))
+_MARK_PUBLISHED = (
+    sa.update(outbox_table)
+    .where(_BATCH_IDS)
+    .values(published_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
+)
+_MARK_PARKED = (
+    sa.update(outbox_table)
+    .where(_BATCH_IDS)
+    .values(parked_at=sa.func.now(), attempts=outbox_table.c.attempts + 1)
+)
+_MARK_TRIED = sa.update(outbox_table).where(_BATCH_IDS).values(attempts=outbox_table.c.attempts + 1)
 
 
 async def _close_quietly(conn: AsyncConnection | None) -> None:
