@@ -488,7 +488,8 @@ def compose(services: list[Service]) -> str:
 # The whole platform on Apache Kafka (KRaft), PostgreSQL, OpenTelemetry, Prometheus and
 # Grafana. Every port is bound to 127.0.0.1. See docs/deploy.md.
 #
-#   docker compose up --build -d      # or: docker-compose up --build -d
+#   docker compose up --build -d
+#   (Debian's docker-compose 1.29: COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 docker-compose up --build -d)
 #   open http://127.0.0.1:3000 (Grafana, admin / $GRAFANA_ADMIN_PASSWORD or "admin")
 #
 # Development secrets below have defaults for convenience; override them in a .env file.
