@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
-from events_backbone import Backbone, effects, record_effect
+from events_backbone import Backbone, Happened, effects, record_effect
 from rn623_events.consumer import NotReady, inbox_count
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import replay_dead_letters
@@ -132,6 +132,39 @@ async def test_broker_frozen_for_20_seconds_loses_nothing(
     assert len({r.event_id for r in rows}) == len(rows), "an event had two effects"
     assert_in_order_per_key(rows)
     assert await backbone.unpublished() == 0
+
+
+async def test_a_consumer_stops_in_bounded_time_with_the_broker_gone(
+    backbone: Backbone, tansu_broker: Any
+) -> None:
+    """SIGTERM while the database is down and the broker does not answer: the last offset
+    commit and the leave are given up after ``shutdown_timeout`` (what was not committed
+    is redelivered, and the inbox drops it), so the worker exits instead of waiting for
+    the broker forever."""
+    database_down = asyncio.Event()
+
+    async def handler(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        assert isinstance(event, Happened)
+        if event.n == 3:
+            database_down.set()
+            raise ConnectionRefusedError("database unreachable")
+        await record_effect(event, envelope, uow)
+
+    runner = backbone.consumer("c-stop-frozen", handler, shutdown_timeout=2.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    backbone.start(backbone.relay().run)
+    await backbone.write([("k", 1), ("k", 2), ("k", 3)], per_tx=3)  # one partition
+    await asyncio.wait_for(database_down.wait(), timeout=30)
+    assert len(await backbone.wait_for_effects(2)) == 2  # handled, not committed yet
+    tansu_broker.freeze()
+    try:
+        stop.set()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(task, timeout=60)
+        assert asyncio.get_running_loop().time() - started < 10
+    finally:
+        tansu_broker.thaw()
 
 
 async def _produce_raw(bootstrap: str, topic: str, records: list[tuple[bytes, list[Any]]]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -99,6 +99,9 @@ class ConsumerConfig:
     fetch_max_wait_ms: int = 100
     # How long an event whose handler says NotReady may hold its partition.
     not_ready_max_seconds: float = 300.0
+    # At shutdown, how long the last offset commit, then leaving the group, may wait for
+    # the broker (aiokafka would wait for an unreachable one forever).
+    shutdown_timeout: float = 10.0
 
 
 # One statement for any number of events (arrays, unnested), so it is prepared once; a
@@ -206,10 +209,21 @@ class ConsumerRunner:
                 self._update_lag(consumer)
         finally:
             try:
-                await self.commit()
+                await self._within_shutdown(self.commit(), "last offset commit")
             finally:
-                await consumer.stop()
+                await self._within_shutdown(consumer.stop(), "leaving the group")
                 self._consumer = None
+
+    async def _within_shutdown(self, step: Coroutine[Any, Any, None], what: str) -> None:
+        """A shutdown step the broker must answer in time; given up after that (offsets
+        not committed are redelivered, and the inbox drops what was handled)."""
+        try:
+            await asyncio.wait_for(step, timeout=self.config.shutdown_timeout)
+        except TimeoutError:
+            log.warning(
+                "broker did not answer at shutdown; gave up",
+                extra={"consumer": self.name, "step": what},
+            )
 
     async def commit(self) -> None:
         """Commit the offsets of everything processed so far.
