@@ -471,14 +471,21 @@ async def test_a_callback_stored_before_the_send_was_recorded_is_applied(h: Harn
     assert len((await h.message(number))["deliveries"]) == 1
 
 
-async def test_a_proof_during_an_in_flight_send_cancels_it(h: Harness) -> None:
+async def whatsapp_unproven_sms_queued(h: Harness) -> str:
+    """A receipt whose WhatsApp send gave no proof in time, so its SMS fallback is queued
+    (not sent yet); its protocol number."""
     h.fault("meta", "no_callback", count=1)
     number = protocol_number()
     await h.handle(opened(ANS, number, h.clock.now()))
     await h.tick()
     await h.until_delivery(number, 0, "sent")
     h.clock.advance(timedelta(seconds=301))
-    await FallbackTimer(h.rt).tick()  # WhatsApp gave no proof: SMS queued
+    assert await FallbackTimer(h.rt).tick() == 1
+    return number
+
+
+async def test_a_proof_during_an_in_flight_send_cancels_it(h: Harness) -> None:
+    number = await whatsapp_unproven_sms_queued(h)
     h.fault("zenvia", "timeout", count=1, seconds=3)
     sending = asyncio.create_task(h.tick())  # the SMS call hangs, then times out
     await h.until_delivery(number, 1, "sending")
@@ -497,13 +504,7 @@ async def test_a_late_proof_cancels_the_fallback_still_queued(h: Harness) -> Non
     """WhatsApp proves delivery after the SMS fallback was queued but before it was sent:
     the message is delivered on WhatsApp, the SMS cancelled (with its timeline entry) and
     nothing waits for a proof any more."""
-    h.fault("meta", "no_callback", count=1)
-    number = protocol_number()
-    await h.handle(opened(ANS, number, h.clock.now()))
-    await h.tick()
-    await h.until_delivery(number, 0, "sent")
-    h.clock.advance(timedelta(seconds=301))
-    assert await FallbackTimer(h.rt).tick() == 1  # the SMS is queued, not yet sent
+    number = await whatsapp_unproven_sms_queued(h)
     whatsapp, sms = (await h.message(number))["deliveries"]
     assert (whatsapp["status"], sms["status"]) == ("sent", "queued")
     assert (
