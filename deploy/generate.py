@@ -489,7 +489,8 @@ def compose(services: list[Service]) -> str:
 # Grafana. Every port is bound to 127.0.0.1. See docs/deploy.md.
 #
 #   docker compose up --build -d
-#   (Debian's docker-compose 1.29: COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 docker-compose up --build -d)
+#   (Debian's docker-compose 1.29, which builds with BuildKit only when told:
+#    COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 docker-compose up --build -d)
 #   open http://127.0.0.1:3000 (Grafana, admin / $GRAFANA_ADMIN_PASSWORD or "admin")
 #
 # Development secrets below have defaults for convenience; override them in a .env file.
