@@ -540,6 +540,32 @@ async def test_a_late_proof_cancels_the_fallback_still_queued(h: Harness) -> Non
     assert len([t for t, _ in await h.events(number) if t == "notification.delivered"]) == 1
 
 
+async def test_a_proof_waiting_on_a_claim_does_not_cancel_the_claimed_send(h: Harness) -> None:
+    """The proof's update waits for the dispatcher's claim of the queued SMS to commit;
+    it then finds the SMS "sending" under a live lease and leaves it to its sender."""
+    number = await whatsapp_unproven_sms_queued(h)
+    whatsapp, sms = (await h.message(number))["deliveries"]
+    async with h.rt.sessions() as claim:  # the dispatcher's claim, not yet committed
+        await claim.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id == sms["id"])
+            .values(status="sending", lease_until=h.clock.now() + timedelta(seconds=60))
+        )
+        proof = asyncio.create_task(
+            webhooks.apply_callbacks(
+                h.rt, "meta", [StatusUpdate(whatsapp["provider_message_id"], "delivered")]
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not proof.done()  # waiting for the claim's row lock
+        await claim.commit()
+    assert await proof == 1
+    found = await h.message(number)
+    assert found["status"] == "delivered"
+    assert found["deliveries"][1]["status"] == "sending"
+    assert "cancelled" not in await h.timeline(sms["id"])
+
+
 async def test_an_outcome_from_an_expired_claim_is_ignored(h: Harness) -> None:
     h.fault("meta", "timeout", count=1, seconds=5)
     number = protocol_number()
@@ -763,6 +789,39 @@ async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harn
             ("twilio", "delivered", False),  # kept for a record that will never come
         ]
     )
+
+
+async def test_a_batch_with_a_proof_then_a_failure_of_one_message_sends_nothing_more(
+    h: Harness,
+) -> None:
+    """WhatsApp's proof and SMS's failure of one message in one batch, the proof applied
+    first (the batch goes in delivery id order): the failure sees the message delivered
+    and queues no e-mail, as it would have in a transaction of its own."""
+    for _ in range(20):  # until the WhatsApp delivery sorts before the SMS one
+        number = await whatsapp_unproven_sms_queued(h)
+        h.fault("zenvia", "no_callback", count=1)
+        await h.tick()  # the SMS (and whatever an earlier try left due)
+        await h.until_delivery(number, 1, "sent")
+        whatsapp, sms = (await h.message(number))["deliveries"]
+        if whatsapp["id"] < sms["id"]:
+            break
+    else:
+        pytest.fail("no WhatsApp delivery sorted first in 20 tries")
+    batch: list[webhooks.CallbackBatch] = [
+        ("zenvia", [StatusUpdate(sms["provider_message_id"], "failed", error_code="E1")]),
+        ("meta", [StatusUpdate(whatsapp["provider_message_id"], "delivered")]),
+    ]
+    async with h.rt.uow() as uow:
+        await webhooks.apply_batch(h.rt, uow, batch)
+        await uow.commit()
+    found = await h.message(number)
+    assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+    assert [d["channel"] for d in found["deliveries"]] == ["whatsapp", "sms"]  # no e-mail
+    sms_failed = [
+        p for t, p in await h.events(number) if t == "notification.failed" and p["channel"] == "sms"
+    ]
+    assert not any(f.get("next_channel") for f in sms_failed)
+    assert await h.tick() == 0
 
 
 async def test_an_early_sent_callback_needs_no_applying_and_an_early_proof_waits(

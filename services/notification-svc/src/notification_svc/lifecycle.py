@@ -662,7 +662,10 @@ async def apply_status(
 # channel proved it first), and the message's other deliveries still queued (or abandoned
 # mid-send by a dead worker: nobody will record it, nothing to resend) are cancelled, each
 # with its timeline entry. Every delivery of the message stops waiting for a proof. The
-# sub-statements touch different rows; ``was`` is each other delivery's row before.
+# sub-statements touch different rows. Whether to cancel is decided on each row as the
+# update finds it (``d``): a delivery the dispatcher claims meanwhile is re-read once its
+# claim commits, and is then "sending" under a live lease, not cancellable. A cancelled
+# delivery never waits for a proof, so every row returned as cancelled was cancelled here.
 _APPLY_PROOF = sa.text(
     """
     WITH proven AS (
@@ -679,21 +682,24 @@ _APPLY_PROOF = sa.text(
         WHERE id = :message_id AND delivered_at IS NULL AND :proven
     ), others AS (
         UPDATE deliveries AS d
-        SET status = CASE WHEN was.cancel THEN 'cancelled' ELSE d.status END,
-            next_attempt_at = CASE WHEN was.cancel THEN NULL ELSE d.next_attempt_at END,
-            lease_until = CASE WHEN was.cancel THEN NULL ELSE d.lease_until END,
+        SET status = CASE WHEN :proven AND (d.status = 'queued'
+                OR (d.status = 'sending' AND d.lease_until < :now))
+                THEN 'cancelled' ELSE d.status END,
+            next_attempt_at = CASE WHEN :proven AND (d.status = 'queued'
+                OR (d.status = 'sending' AND d.lease_until < :now))
+                THEN NULL ELSE d.next_attempt_at END,
+            lease_until = CASE WHEN :proven AND (d.status = 'queued'
+                OR (d.status = 'sending' AND d.lease_until < :now))
+                THEN NULL ELSE d.lease_until END,
             fallback_at = NULL
-        FROM (
-            SELECT id, :proven AND (status = 'queued'
-                   OR (status = 'sending' AND lease_until < :now)) AS cancel
-            FROM deliveries
-            WHERE message_id = :message_id AND id <> :delivery_id
-        ) AS was
-        WHERE d.id = was.id AND (was.cancel OR d.fallback_at IS NOT NULL)
-        RETURNING d.id, was.cancel
+        WHERE d.message_id = :message_id AND d.id <> :delivery_id
+            AND ((:proven AND (d.status = 'queued'
+                  OR (d.status = 'sending' AND d.lease_until < :now)))
+                 OR d.fallback_at IS NOT NULL)
+        RETURNING d.id, d.status = 'cancelled' AS cancelled
     )
     INSERT INTO delivery_events (delivery_id, status, at, detail, source)
-    SELECT id, 'cancelled', :now, :detail, 'dispatcher' FROM others WHERE cancel
+    SELECT id, 'cancelled', :now, :detail, 'dispatcher' FROM others WHERE cancelled
     """
 ).bindparams(
     sa.bindparam("delivery_id", type_=UUID(as_uuid=True)),
