@@ -95,13 +95,16 @@ async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatc
     locked = await lifecycle.deliveries_for_update(uow, [current.id for current in advancing])
     changed = [0] * len(batch)
     stored: list[dict[str, object]] = []
+    changed_messages: set[uuid.UUID] = set()
     for index, provider, update in items:
         current = found.get((provider, update.provider_message_id))
         matched = current is not None
         applied = False
         if current is not None and domain.advances(current.status, update.status):
             row = locked.pop(current.id, None)
-            if row is None:  # applied to earlier in this batch: read it again (locked)
+            if row is None or current.message_id in changed_messages:
+                # an update earlier in this batch changed this delivery or its message
+                # (a proof, a failure): the row read above is stale, read it again
                 row = await lifecycle.delivery_for_update(uow, current.id, message_locked=True)
             if row is not None:
                 policy = (
@@ -111,6 +114,8 @@ async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatc
                     uow, row, update, source="webhook", policy=policy
                 )
                 changed[index] += int(applied)
+                if applied:
+                    changed_messages.add(current.message_id)
         stored.append(
             {
                 "provider": provider,
