@@ -488,8 +488,8 @@ async def test_outbox_depth_and_age_metrics(backbone: Backbone) -> None:
 async def test_a_relay_publishes_nothing_while_another_holds_the_batch(
     backbone: Backbone,
 ) -> None:
-    """The relay's lock and its batch are one statement: while another replica's batch
-    transaction holds the lock this one finds no rows; once it ends, it publishes them."""
+    """While another replica's batch transaction holds the relay's lock this one
+    publishes nothing; once it ends, it publishes the rows."""
     relay = backbone.relay()
     other = backbone.relay()
     await backbone.write([("r", n) for n in range(1, 4)])

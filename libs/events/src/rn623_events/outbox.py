@@ -161,11 +161,12 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish one batch of unpublished rows; return how many were published."""
         async with self.engine.connect() as conn, conn.begin():
-            rows = (
-                await conn.execute(
-                    _CLAIM_BATCH, {"lock_key": self._lock_key, "limit": self.config.batch_size}
-                )
-            ).all()
+            # the lock first, in a statement of its own: the batch's statement then reads
+            # a snapshot taken after it, so it sees the marks of the replica that held it
+            got = await conn.scalar(_LOCK, {"lock_key": self._lock_key})
+            if not got:
+                return 0  # another replica is publishing
+            rows = (await conn.execute(_BATCH, {"limit": self.config.batch_size})).all()
             if not rows:
                 return 0
             with BATCH_SECONDS.labels(self.service).time():
@@ -266,21 +267,9 @@ class OutboxRelay:
         await stop_producer(producer)
 
 
-# One relay of a service at a time, and its batch, in one round trip: the lock's CTE
-# calls a volatile function, so PostgreSQL evaluates it once; without the lock, no rows.
-_CLAIM_BATCH = (
-    sa.text(
-        """
-        WITH relay_lock AS MATERIALIZED (SELECT pg_try_advisory_xact_lock(:lock_key) AS got)
-        SELECT o.id, o.event_id, o.event_type, o.topic, o.key, o.headers, o.payload
-        FROM relay_lock, outbox AS o
-        WHERE relay_lock.got AND o.published_at IS NULL AND o.parked_at IS NULL
-        ORDER BY o.id
-        LIMIT :limit
-        """
-    )
-    .bindparams(sa.bindparam("lock_key", type_=sa.BigInteger))
-    .columns(
+_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock_key", type_=sa.BigInteger)))
+_BATCH = (
+    sa.select(
         outbox_table.c.id,
         outbox_table.c.event_id,
         outbox_table.c.event_type,
@@ -289,6 +278,9 @@ _CLAIM_BATCH = (
         outbox_table.c.headers,
         outbox_table.c.payload,
     )
+    .where(outbox_table.c.published_at.is_(None), outbox_table.c.parked_at.is_(None))
+    .order_by(outbox_table.c.id)
+    .limit(sa.bindparam("limit"))
 )
 
 # The batch's rows by one array parameter: one prepared statement whatever the count
