@@ -601,6 +601,27 @@ async def test_smtp_sink_reads_what_the_standard_parser_reads(
     assert stored.headers == sent_headers
 
 
+async def test_smtp_sink_reads_a_body_of_an_unknown_charset_as_utf8(
+    emu: RunningEmulators,
+) -> None:
+    raw = (
+        b"From: no-reply@example.org\r\nTo: beneficiario@example.org\r\n"
+        b"Subject: Protocolo\r\nMessage-ID: <delivery-3@example.org>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=x-unknown\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\nOl\xc3\xa1, protocolo 000003\r\n"
+    )
+    await aiosmtplib.send(
+        raw,
+        sender="no-reply@example.org",
+        recipients=["beneficiario@example.org"],
+        hostname=emu.smtp_host,
+        port=emu.smtp_port,
+        timeout=5,
+    )
+    [stored] = emu.messages("smtp", "email")
+    assert stored.text == "Olá, protocolo 000003\r\n"
+
+
 async def test_smtp_faults(emu: RunningEmulators) -> None:
     emu.set_fault("smtp", "server_error", count=1)
     emu.set_fault("smtp", "reject", count=1)

@@ -64,7 +64,11 @@ def _bodies(message: Message) -> dict[str, str]:
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            bodies[subtype] = payload.decode(part.get_content_charset() or "us-ascii", "replace")
+            try:
+                text = payload.decode(part.get_content_charset() or "us-ascii", "replace")
+            except LookupError:  # an unknown charset: UTF-8, as policy.default falls back
+                text = payload.decode("utf-8", "replace")
+            bodies[subtype] = text
     return bodies
 
 
