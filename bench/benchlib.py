@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -49,6 +50,14 @@ def save_results(sections: Mapping[str, Any]) -> Path:
     results.update(json.loads(json.dumps(sections), parse_float=lambda t: round(float(t), 3)))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return RESULTS.relative_to(ROOT)
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The PID of the PostgreSQL cluster running in ``data_dir`` (its backends are its
+    children), or None when it is not running."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
+    return None
 
 
 class CpuMeter:

@@ -81,7 +81,7 @@ from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 from rich.table import Table
 
-from benchlib import ROOT, machine_info, percentile, save_results
+from benchlib import ROOT, CpuMeter, machine_info, percentile, postmaster_pid, save_results
 from notification_svc.app import create_app
 from notification_svc.consumers import event_consumers
 from notification_svc.dispatcher import Dispatcher, FallbackTimer
@@ -117,6 +117,7 @@ from rn623_events.worker import periodic
 SERVICE = ROOT / "services" / "notification-svc"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"  # noqa: S105 - local benchmark key
 HOST = "127.0.0.1"
+WORKER = "worker (this process)"
 TIMEZONE = ZoneInfo("America/Sao_Paulo")
 DAY = "20251121"  # in every protocol number: operator (6) + day (8) + sequence (6)
 NUMBER = re.compile(r"\d{20}")
@@ -425,6 +426,7 @@ class Bench:
     settings: NotificationSettings
     emu: Emulators
     applier: Applier
+    processes: dict[str, int]  # CPU meter roots: this worker, the API, emulators, PostgreSQL
 
     async def progress(self, first: int, last: int) -> tuple[int, int, int, int]:
         """Of protocols first..last: messages delivered, final, failed; deliveries unsent."""
@@ -560,11 +562,15 @@ async def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     )
     before = len(await bench.emu.received())
     stop = asyncio.Event()
+    cpu = CpuMeter(bench.processes, alone=[WORKER])
+    cpu.start()
     started_at = time.time()
     started = time.perf_counter()
     tasks = sending(bench.rt, stop)
     try:
         settled = await until_settled(bench, 0, count - 1)
+        cores = cpu.cores()
+        dispatch_seconds = time.perf_counter() - started
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -607,6 +613,10 @@ async def throughput(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "failed": settled.failed,
         "lost_proofs": settled.lost,
         "received_by_provider": dict(sorted(Counter(r.provider for r in received).items())),
+        "cpu_cores": cores,
+        "cpu_ms_per_receipt": {
+            name: 1000 * used * dispatch_seconds / count for name, used in cores.items()
+        },
         "mix": mix,
         "missing": missing,
         "duplicates": duplicates,
@@ -860,13 +870,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         config = EmulatorConfig(
             zenvia_webhook_url=f"{webhooks}/zenvia", meta_webhook_url=f"{webhooks}/meta"
         )
+        processes = {WORKER: os.getpid()}
+        if (pid := postmaster_pid(postgres.data_dir)) is not None:
+            processes["PostgreSQL"] = pid
         if args.layout == "single":
             async with running_emulators(config) as emu:
-                return await with_emulators(args, database_url, LocalEmulators(emu), api_port, tmp)
+                return await with_emulators(
+                    args, database_url, LocalEmulators(emu), api_port, tmp, processes
+                )
         emulators = EmulatorProcess(config)
         try:
             await emulators.child.ready()
-            return await with_emulators(args, database_url, emulators, api_port, tmp)
+            if emulators.child.process.pid is not None:
+                processes["emulators"] = emulators.child.process.pid
+            return await with_emulators(args, database_url, emulators, api_port, tmp, processes)
         finally:
             emulators.child.close()
     finally:
@@ -874,7 +891,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 
 async def with_emulators(
-    args: argparse.Namespace, database_url: str, emu: Emulators, api_port: int, tmp: Path
+    args: argparse.Namespace,
+    database_url: str,
+    emu: Emulators,
+    api_port: int,
+    tmp: Path,
+    processes: dict[str, int],
 ) -> dict[str, Any]:
     """Start the API and the worker's parts; measure."""
     settings = service_settings(database_url, emu, api_port, args)
@@ -888,10 +910,16 @@ async def with_emulators(
     )
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic("notification-svc"))
     runners = event_consumers(rt, settings.kafka, dead_letters)
-    bench = Bench(
-        rt, settings, emu, Applier({"operator.events": runners[0], "protocol.events": runners[1]})
-    )
     api_child = None if args.layout == "single" else Child(api_process, settings, api_port)
+    if api_child is not None and api_child.process.pid is not None:
+        processes["API"] = api_child.process.pid
+    bench = Bench(
+        rt,
+        settings,
+        emu,
+        Applier({"operator.events": runners[0], "protocol.events": runners[1]}),
+        processes,
+    )
     try:
         async with contextlib.AsyncExitStack() as stack:
             if api_child is None:
@@ -993,6 +1021,18 @@ def report(figures: dict[str, Any]) -> None:
         f"{out['delivered_per_s'] or 0:,.0f}/s",
         f"{out['delivered']:,} delivered, the last after {out['seconds_to_last_proof']:,.1f} s; "
         f"+ {out['emails_sent']:,} e-mails final once SMTP accepted",
+    )
+    per_receipt = out["cpu_ms_per_receipt"]
+    cores = os.cpu_count() or 1
+    ceiling = 1000 * cores / max(sum(per_receipt.values()), 1e-9)
+    table.add_row(
+        "CPU per receipt while dispatching",
+        f"{sum(per_receipt.values()):,.2f} ms",
+        ", ".join(
+            f"{name} {ms:,.2f} ms ({out['cpu_cores'][name]:,.2f} cores)"
+            for name, ms in sorted(per_receipt.items(), key=lambda item: -item[1])
+        )
+        + f"; {cores} cores allow ~{ceiling:,.0f} receipts/s",
     )
     accepted = [m for m in out["mix"] if m["status"] in ("delivered", "read", "sent")]
     table.add_row(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ from protocols import BODY, raw_insert_rate
 from rich.console import Console
 from rich.table import Table
 
-from benchlib import ROOT, CpuMeter, machine_info, percentile, save_results
+from benchlib import ROOT, CpuMeter, machine_info, percentile, postmaster_pid, save_results
 from rn623_e2e.platform import Platform, protocols_named
 from rn623_e2e.traffic import Operator
 from rn623_events.envelope import make_envelope
@@ -321,10 +320,8 @@ def process_roots(platform: Platform) -> dict[str, int]:
     roots = {proc.label: proc.pid for proc in platform.processes() if proc.pid is not None}
     if platform.broker is not None and platform.broker.pid is not None:
         roots["Tansu broker"] = platform.broker.pid
-    if platform.postgres is not None:
-        pid_file = platform.postgres.data_dir / "postmaster.pid"
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            roots["PostgreSQL"] = int(pid_file.read_text().split()[0])
+    if platform.postgres is not None and (pid := postmaster_pid(platform.postgres.data_dir)):
+        roots["PostgreSQL"] = pid
     roots[LOAD_GENERATOR] = os.getpid()
     return roots
 
