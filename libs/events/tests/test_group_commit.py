@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from events_backbone import Backbone, effects
-from rn623_events.db import UnitOfWork, outbox_table
+from rn623_events.db import UnitOfWork, create_engine, outbox_table, session_factory
 from rn623_events.group_commit import BatchCommitter, GroupCommitter
 
 pytestmark = pytest.mark.integration
@@ -193,3 +193,51 @@ async def test_a_batch_committer_applies_the_queued_items_in_one_call(
     keys, _ = await rows(backbone)
     assert sorted(keys) == sorted(["k0", "k0", *(f"k{i}" for i in range(1, 8))])
     assert metric("rn623_group_commit_splits_total", "test-batch") - splits_before == 1
+
+
+async def test_work_on_a_connection_the_database_dropped_runs_again_on_a_fresh_one(
+    backbone: Backbone,
+) -> None:
+    """An engine that does not ping its connections (as the APIs' do) meets a connection
+    PostgreSQL has terminated (a restart): the caller still gets its result, once."""
+    engine = create_engine(
+        backbone.engine.url.render_as_string(hide_password=False), pool_size=1, pre_ping=False
+    )
+    sessions = session_factory(engine)
+
+    async def apply(uow: UnitOfWork, keys: list[str]) -> list[int]:
+        await uow.session.execute(
+            sa.insert(effects),
+            [{"event_id": uuid.uuid4(), "key": key, "n": 1, "trace_id": None} for key in keys],
+        )
+        pid = await uow.session.scalar(sa.text("SELECT pg_backend_pid()"))
+        return [int(pid or 0)] * len(keys)
+
+    committer = BatchCommitter(
+        lambda: UnitOfWork(sessions, source="test-svc", clock=backbone.clock),
+        apply,
+        name="test-stale",
+        concurrency=1,
+    )
+    retries_before = metric("rn623_group_commit_stale_connection_retries_total", "test-stale")
+    try:
+        first = await committer.submit("k1")
+        async with backbone.engine.connect() as admin:
+            await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            for _ in range(100):  # until PostgreSQL has closed it
+                gone = await admin.scalar(
+                    sa.text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": first},
+                )
+                if gone:
+                    break
+                await asyncio.sleep(0.02)
+        second = await committer.submit("k2")
+    finally:
+        await committer.close()
+        await engine.dispose()
+    assert second != first
+    keys, _ = await rows(backbone)
+    assert keys == ["k1", "k2"]
+    retries = metric("rn623_group_commit_stale_connection_retries_total", "test-stale")
+    assert retries - retries_before == 1

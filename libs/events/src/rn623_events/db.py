@@ -75,10 +75,12 @@ def create_engine(
 ) -> AsyncEngine:
     """Create the service's async engine (asyncpg) with sane pool settings.
 
-    ``pre_ping`` tests each connection as it leaves the pool (a round trip per checkout).
-    Request paths that must be fast turn it off: after a database restart, the first
-    statement on a stale connection fails (a 503 the client retries) and the pool
-    replaces all its connections.
+    ``pre_ping`` tests each connection as it leaves the pool (three round trips per
+    checkout with asyncpg: BEGIN, an empty query, ROLLBACK). Request paths that must be
+    fast turn it off: after a database restart, the first statement on a stale connection
+    fails and the pool replaces all its connections. Work run through a group committer
+    then runs again on a fresh connection (``rn623_events.group_commit``); any other
+    request answers 503 once, and the client retries.
     """
     # hide_parameters: database errors must not quote row values (personal data)
     return create_async_engine(

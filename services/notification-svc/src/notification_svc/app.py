@@ -23,7 +23,9 @@ def create_app(settings: NotificationSettings | None = None, clock: Clock | None
     """Build the notification-svc API."""
     settings = settings or NotificationSettings()
     clock = clock or settings.make_clock()
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size, pre_ping=False
+    )
     if exporting_traces(settings.telemetry):
         instrument_engine(engine)
 

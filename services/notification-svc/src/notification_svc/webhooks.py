@@ -44,7 +44,7 @@ async def apply_callbacks(rt: Runtime, provider: str, updates: Sequence[StatusUp
 def callback_committer(rt: Runtime) -> BatchCommitter[CallbackBatch, int]:
     """Concurrent callback requests applied together, one transaction per group (the
     emulators and real providers send them dozens at a time)."""
-    return BatchCommitter(rt.uow, partial(apply_batch, rt), name="callbacks")
+    return BatchCommitter(rt.uow, partial(apply_batch, rt), name="callbacks", concurrency=1)
 
 
 async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatch]) -> list[int]:
