@@ -374,3 +374,64 @@ def test_instrument_engine_and_httpx() -> None:
             engines.uninstrument()
         if not already[1]:
             clients.uninstrument()
+
+
+def _failing_routers() -> list[APIRouter]:
+    """The test routes, and one whose bug is an unhandled error (a 500)."""
+    broken = APIRouter()
+
+    @broken.get("/v1/broken")
+    async def broken_route() -> None:
+        raise RuntimeError("bug")
+
+    return [*_routers(), broken]
+
+
+@pytest.mark.usefixtures("fresh_tracer_provider")
+async def test_unexported_requests_keep_the_callers_trace_without_the_instrumentation() -> None:
+    """Nothing is exported: no span records, yet every answer, a 500 included, names the
+    trace it ran in, the caller's when it sent a ``traceparent``."""
+    settings = _settings()
+    settings.telemetry = TelemetrySettings(otel_sdk_disabled=False)
+    app = create_service_app(
+        settings=settings, title="t", version="0", routers=_failing_routers(), readiness_checks={}
+    )
+    caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # the 500 is answered
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        continued = await http.get(
+            f"/v1/protocols/{PROTOCOL}",
+            headers={"traceparent": f"00-{caller}-00f067aa0ba902b7-01"},
+        )
+        new = await http.get(f"/v1/protocols/{PROTOCOL}")
+        failed = await http.get(
+            "/v1/broken", headers={"traceparent": f"00-{caller}-1111111111111111-00"}
+        )
+    assert continued.status_code == 401
+    assert continued.json()["trace_id"] == caller
+    assert len(new.json()["trace_id"]) == 32
+    assert new.json()["trace_id"] != caller
+    assert failed.status_code == 500
+    assert failed.json()["trace_id"] == caller
+    assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
+
+
+@pytest.mark.usefixtures("fresh_tracer_provider")
+async def test_exported_requests_are_recorded_by_the_fastapi_instrumentation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(telemetry, "OTLPSpanExporter", _FakeExporter)
+    monkeypatch.setattr(_FakeExporter, "spans", [])
+    settings = _settings()
+    settings.telemetry = TelemetrySettings(otel_exporter_otlp_endpoint="http://collector:4318")
+    app = create_service_app(
+        settings=settings, title="t", version="0", routers=_routers(), readiness_checks={}
+    )
+    async with _client(app) as http:
+        response = await http.get(f"/v1/protocols/{PROTOCOL}")
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.force_flush()
+    provider.shutdown()
+    assert response.json()["trace_id"]
+    assert _FakeExporter.spans == ["GET /v1/protocols/{number}"]

@@ -18,7 +18,7 @@ from rn623_events.metrics import MetricsMiddleware, metrics_app
 from rn623_events.openapi import problem_openapi
 from rn623_events.problems import install_problem_handlers
 from rn623_events.settings import ServiceSettings
-from rn623_events.telemetry import configure_telemetry, instrument_app
+from rn623_events.telemetry import configure_telemetry, exporting_traces, instrument_app
 
 
 def _closing_checks(
@@ -82,7 +82,7 @@ def create_service_app(
         app.include_router(router)
     # Always: even with nothing exported, the request's trace id ties a problem+json
     # answer to the service's log lines.
-    instrument_app(app)
+    instrument_app(app, exporting=exporting_traces(telemetry))
     return app
 
 

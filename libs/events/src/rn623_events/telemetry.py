@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -12,12 +12,16 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rn623_events.settings import TelemetrySettings
 
 # Probes and scrapes would drown the traces.
 EXCLUDED_URLS = "/livez,/readyz,/metrics"
+_EXCLUDED_PATHS = frozenset(EXCLUDED_URLS.split(","))
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
 def configure_telemetry(settings: TelemetrySettings, service_name: str) -> TracerProvider:
@@ -46,15 +50,59 @@ def configure_telemetry(settings: TelemetrySettings, service_name: str) -> Trace
     return provider
 
 
-def instrument_app(app: FastAPI) -> None:
-    """Trace every request of ``app`` (probes and ``/metrics`` excluded).
+def instrument_app(app: FastAPI, *, exporting: bool) -> None:
+    """Run every request of ``app`` in a span (probes and ``/metrics`` excluded).
 
-    One span per request: the ASGI layer's extra span per body chunk received and sent says
-    nothing a reader needs and cost ~6 % of a busy API's CPU.
+    Exporting: the official FastAPI instrumentation, one span per request with its route
+    and attributes. The ASGI layer's extra span per body chunk received and sent says
+    nothing a reader needs and cost ~6 % of a busy API's CPU, so it is left out.
+    Not exporting: no span is recorded, yet a request's trace id still ties its log lines,
+    its problem+json answer and its events together; ``TraceContextMiddleware`` keeps
+    just that.
     """
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
-    )
+    if exporting:
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+        )
+        return
+    build = app.build_middleware_stack
+
+    def outermost() -> ASGIApp:
+        # outside Starlette's ServerErrorMiddleware, whose 500 answer must carry the id
+        return TraceContextMiddleware(build())
+
+    app.build_middleware_stack = outermost  # type: ignore[method-assign]
+
+
+class TraceContextMiddleware:
+    """Runs each HTTP request in a span of the caller's trace (``traceparent``) or of a
+    new one, and nothing more.
+
+    This is what the FastAPI instrumentation gives when no span is recorded, without the
+    attributes, route lookup and semantic-convention bookkeeping it does for every request
+    whether the span records or not: ~150 µs of CPU per request, more than all the rest of
+    the service's middleware and routing together (docs/performance.md). The span comes
+    from the installed tracer provider, so its sampler still decides.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tracer = trace.get_tracer(__name__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Start the request's span, make it current, run the app, end it."""
+        if scope["type"] != "http" or scope["path"] in _EXCLUDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _TRACE_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None
+        span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+        with trace.use_span(span, end_on_exit=True):
+            await self.app(scope, receive, send)
 
 
 def exporting_traces(settings: TelemetrySettings) -> bool:
