@@ -8,6 +8,9 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
@@ -708,6 +711,61 @@ def test_smtp_refuses_reserved_or_broken_headers() -> None:
         assert not caught.value.retryable
     plain = provider.build(OutboundMessage(**{**base.__dict__, "html": None}))
     assert plain.get_content_type() == "text/plain"
+
+
+def accented_email() -> OutboundMessage:
+    """An e-mail whose display names, subject and bodies are not ASCII."""
+    return OutboundMessage(
+        **{
+            **email().__dict__,
+            "sender": "Operadora Saúde Exemplo <no-reply@example.org>",
+            "to": "José da Conceição <beneficiario@example.org>",
+            "subject": "Protocolo 00000120251121000001: sua solicitação foi registrada, "
+            "prazo de resposta até 28/11/2025 (ouvidoria: ouvidoria@example.org)",
+            "text": "Olá, José!\nSua solicitação foi registrada.\n",
+            "html": "<p>Olá, José! Sua solicitação foi registrada.</p>",
+            "headers": {"X-RN623-Demanda": "Reclamação"},
+        }
+    )
+
+
+def test_smtp_writes_accented_text_as_ascii_that_reads_back_the_same() -> None:
+    wire = SmtpProvider(host="127.0.0.1", port=9).build(accented_email()).as_bytes()
+    assert wire.isascii()
+    parsed = message_from_bytes(wire, policy=email_policy.default)
+    assert str(parsed["From"]) == "Operadora Saúde Exemplo <no-reply@example.org>"
+    assert str(parsed["To"]) == "José da Conceição <beneficiario@example.org>"
+    assert str(parsed["Subject"]) == accented_email().subject
+    assert str(parsed["X-RN623-Demanda"]) == "Reclamação"
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = (part.get_content() for part in parsed.iter_parts())
+    assert text == "Olá, José!\nSua solicitação foi registrada.\n"
+    assert html == "<p>Olá, José! Sua solicitação foi registrada.</p>"
+    assert all(len(line) <= 78 for line in wire.split(b"\n"))
+
+
+def test_smtp_builds_an_international_address_for_smtputf8() -> None:
+    provider = SmtpProvider(host="127.0.0.1", port=9)
+    built = provider.build(OutboundMessage(**{**email().__dict__, "to": "josé@exemplo.com.br"}))
+    assert isinstance(built, EmailMessage)  # the policy that writes UTF-8 headers
+    assert str(built["To"]) == "josé@exemplo.com.br"
+    with pytest.raises(ProviderError) as caught:
+        provider.build(OutboundMessage(**{**email().__dict__, "to": "Sem endereço"}))
+    assert caught.value.code == "invalid_header"
+
+
+@pytest.mark.integration
+async def test_smtp_sends_accented_text_the_server_reads_back(emu: RunningEmulators) -> None:
+    provider = make_smtp(emu)
+    await provider.send(accented_email())
+    await provider.aclose()
+    [received] = emu.messages("smtp", "email")
+    assert received.subject == accented_email().subject
+    assert received.header("From") == "Operadora Saúde Exemplo <no-reply@example.org>"
+    assert received.text is not None
+    assert "Olá, José!" in received.text
+    assert received.html is not None
+    assert "Olá, José!" in received.html
 
 
 class _SessionCountingHandler:

@@ -23,9 +23,12 @@ import ssl
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
-from typing import TYPE_CHECKING, Literal
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiosmtplib
 
@@ -45,6 +48,7 @@ StartTls = Literal["optional", "required", "off"]
 """STARTTLS use: when the server offers it, always (fail otherwise), or never."""
 
 _RESERVED_HEADERS = frozenset({"message-id", "from", "to", "subject", "date", "reply-to"})
+_ADDRESS_HEADERS = ("From", "To", "Reply-To")
 
 
 def message_id_for(delivery_id: object, domain: str) -> str:
@@ -86,30 +90,34 @@ class SmtpProvider:
         self._idle_seconds = idle_seconds
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (when released, connection)
 
-    def build(self, message: OutboundMessage) -> EmailMessage:
+    def build(self, message: OutboundMessage) -> Message:
         """The e-mail that :meth:`send` hands to the server (no network)."""
         if message.channel != "email":
             raise ProviderError("unsupported_channel", retryable=False)
         for header in message.headers:
             if header.lower() in _RESERVED_HEADERS:
                 raise ProviderError("reserved_header", retryable=False)
-        email = EmailMessage()
-        try:
-            email["Message-ID"] = message_id_for(message.delivery_id, self._domain(message))
-            email["Date"] = format_datetime(datetime.now(UTC))
-            email["From"] = message.sender
-            email["To"] = message.to
-            email["Subject"] = message.subject or ""
-            if message.reply_to:
-                email["Reply-To"] = message.reply_to
-            for header, value in message.headers.items():
-                email[header] = value
-        except (ValueError, TypeError) as exc:  # e.g. a header with a line break
-            raise ProviderError("invalid_header", retryable=False) from exc
-        email.set_content(message.text)
-        if message.html is not None:
-            email.add_alternative(message.html, subtype="html")
-        return email
+        headers = {
+            "Message-ID": message_id_for(message.delivery_id, self._domain(message)),
+            "Date": format_datetime(datetime.now(UTC)),
+            "From": message.sender,
+            "To": message.to,
+            "Subject": message.subject or "",
+            **({"Reply-To": message.reply_to} if message.reply_to else {}),
+            **message.headers,
+        }
+        if any("\r" in value or "\n" in value for value in headers.values()):
+            raise ProviderError("invalid_header", retryable=False)  # header injection
+        addresses = {
+            name: getaddresses([headers[name]]) for name in _ADDRESS_HEADERS if name in headers
+        }
+        if any("@" not in address for pairs in addresses.values() for _, address in pairs):
+            raise ProviderError("invalid_header", retryable=False)  # not an address
+        if all(address.isascii() for pairs in addresses.values() for _, address in pairs):
+            for name, pairs in addresses.items():
+                headers[name] = ", ".join(formataddr(pair, charset="utf-8") for pair in pairs)
+            return _mime_email(headers, message.text, message.html)
+        return _international_email(headers, message.text, message.html)
 
     def _domain(self, message: OutboundMessage) -> str:
         if self._message_id_domain:
@@ -138,7 +146,7 @@ class SmtpProvider:
             raise ProviderError("smtp_not_supported", retryable=False) from exc
         return SendResult(provider_message_id=str(email["Message-ID"]), status="sent")
 
-    async def _submit(self, email: EmailMessage) -> None:
+    async def _submit(self, email: Message) -> None:
         """Send on a kept connection, or a new one; a kept one found dropped by the server
         is replaced once. A connection that saw any error is closed, not kept."""
         kept = self._take_idle()
@@ -200,6 +208,37 @@ class SmtpProvider:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 client.close()
+
+
+def _mime_email(headers: Mapping[str, str], text: str, html: str | None) -> Message:
+    """The e-mail built with ``email.mime`` (the compat32 API): ~0.2 ms, against ~2 ms for
+    ``EmailMessage``, whose header registry and content manager were the most expensive
+    part of a busy dispatcher's e-mail. Bodies are base64 UTF-8; non-ASCII header text is
+    an RFC 2047 encoded word, so the message is plain ASCII on the wire."""
+    body = MIMEText(text, "plain", "utf-8")
+    email: Message[Any, Any] = body
+    if html is not None:
+        email = MIMEMultipart("alternative")
+        email.attach(body)
+        email.attach(MIMEText(html, "html", "utf-8"))
+    for name, value in headers.items():  # addresses come formatted (their names encoded)
+        email[name] = value if value.isascii() else Header(value, "utf-8", header_name=name)
+    return email
+
+
+def _international_email(headers: Mapping[str, str], text: str, html: str | None) -> Message:
+    """The e-mail built with ``EmailMessage``, for an address that is not ASCII: it goes out
+    with SMTPUTF8, which only the modern policy writes (aiosmtplib asks for it)."""
+    email = EmailMessage()
+    try:
+        for name, value in headers.items():
+            email[name] = value
+    except (ValueError, TypeError) as exc:
+        raise ProviderError("invalid_header", retryable=False) from exc
+    email.set_content(text)
+    if html is not None:
+        email.add_alternative(html, subtype="html")
+    return email
 
 
 def _reply_error(code: int) -> ProviderError:
