@@ -106,6 +106,38 @@ async def test_two_relays_publish_each_event_once_in_order(backbone: Backbone) -
     assert_in_order_per_key(rows)
 
 
+async def test_a_busy_relay_shares_batches_among_commits_that_keep_coming(
+    backbone: Backbone,
+) -> None:
+    """Commits arriving faster than ``min_batch_interval`` share batches; every event
+    still goes out, in order."""
+
+    def batches() -> float:
+        return (
+            REGISTRY.get_sample_value("outbox_publish_batch_seconds_count", {"service": "test-svc"})
+            or 0.0
+        )
+
+    interval = 0.5
+    backbone.start(backbone.relay(min_batch_interval=interval).run)
+    backbone.start(backbone.consumer("c-spaced").run)
+    await backbone.write([("warm", 0)])
+    assert len(await backbone.wait_for_effects(1)) == 1
+    before = batches()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    events = keyed_events(40, keys=4)
+    for event in events:
+        await backbone.write([event], per_tx=1)  # a commit, and a wake-up, each
+        await asyncio.sleep(0.01)
+    writing = loop.time() - started
+    rows = await backbone.wait_for_effects(41)
+    assert len(rows) == 41
+    assert_in_order_per_key(rows[1:])
+    # one batch per interval at most while commits keep coming (40 without the spacing)
+    assert batches() - before <= writing / interval + 3
+
+
 async def test_broker_frozen_for_20_seconds_loses_nothing(
     backbone: Backbone, tansu_broker: Any
 ) -> None:

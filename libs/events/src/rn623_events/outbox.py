@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class RelayConfig:
     listen: bool = True
     poll_interval: float = 0.05
     listen_poll_interval: float = 1.0
+    # A batch starts at most this long after the one before when woken by a commit, so
+    # that under load commits arriving meanwhile share a batch (each costs ~1.5 ms of CPU
+    # in the relay and PostgreSQL, whatever its size); an idle relay publishes at once.
+    min_batch_interval: float = 0.025
     publish_timeout: float = 15.0
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
@@ -108,12 +113,14 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         listener: AsyncConnection | None = None
+        started = -math.inf
         try:
             while not stop.is_set():
                 try:
                     if self.config.listen and (listener is None or listener.closed):
                         listener = await self._listen(wake)
                     wake.clear()  # a commit during the batch sets it again
+                    started = loop.time()
                     published = await self.publish_batch()
                     backoff = self.config.backoff_initial
                     if loop.time() - last_stats >= self.config.stats_interval:
@@ -134,6 +141,9 @@ class OutboxRelay:
                     continue
                 if published < self.config.batch_size:
                     await self._idle(stop, wake, listening=listener is not None)
+                    spacing = started + self.config.min_batch_interval - loop.time()
+                    if spacing > 0:
+                        await wait_for_any([stop], spacing)
         finally:
             await self._drop_producer()
             await _close_quietly(listener)
