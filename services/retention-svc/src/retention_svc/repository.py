@@ -30,14 +30,20 @@ Row = Mapping[str, Any]
 # ---- protocols and their facts -----------------------------------------------------------
 
 
+# Statements built once, their values passed as parameters: building one with the values
+# in it (and its cache key) on every event was ~10 % of the worker's CPU under load.
+_INSERT_PROTOCOL = insert(protocols).on_conflict_do_nothing().returning(protocols.c.protocol_number)
+_ADD_DEMAND = insert(demands).on_conflict_do_nothing()
+_ANSWER_DEMAND = insert(demands).on_conflict_do_update(
+    index_elements=[demands.c.demand_id],
+    set_={"answered_at": insert(demands).excluded.answered_at},
+    where=demands.c.answered_at.is_(None),
+)
+
+
 async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> bool:
     """Record a protocol's contact; False when it was already known."""
-    result = await session.execute(
-        insert(protocols)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(protocols.c.protocol_number)
-    )
+    result = await session.execute(_INSERT_PROTOCOL, dict(values))
     return result.first() is not None
 
 
@@ -53,9 +59,8 @@ async def lock_protocol(session: AsyncSession, protocol_number: str) -> Row | No
 async def add_demand(session: AsyncSession, demand_id: uuid.UUID, protocol_number: str) -> None:
     """Record an open demand of a protocol (idempotent)."""
     await session.execute(
-        insert(demands)
-        .values(demand_id=demand_id, protocol_number=protocol_number, answered_at=None)
-        .on_conflict_do_nothing()
+        _ADD_DEMAND,
+        {"demand_id": demand_id, "protocol_number": protocol_number, "answered_at": None},
     )
 
 
@@ -63,15 +68,9 @@ async def answer_demand(
     session: AsyncSession, demand_id: uuid.UUID, protocol_number: str, answered_at: datetime
 ) -> None:
     """Record a demand's answer (the first answer counts)."""
-    statement = insert(demands).values(
-        demand_id=demand_id, protocol_number=protocol_number, answered_at=answered_at
-    )
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[demands.c.demand_id],
-            set_={"answered_at": statement.excluded.answered_at},
-            where=demands.c.answered_at.is_(None),
-        )
+        _ANSWER_DEMAND,
+        {"demand_id": demand_id, "protocol_number": protocol_number, "answered_at": answered_at},
     )
 
 
