@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -742,6 +744,35 @@ def test_smtp_writes_accented_text_as_ascii_that_reads_back_the_same() -> None:
     assert text == "Olá, José!\nSua solicitação foi registrada.\n"
     assert html == "<p>Olá, José! Sua solicitação foi registrada.</p>"
     assert all(len(line) <= 78 for line in wire.split(b"\n"))
+
+
+def test_smtp_splits_a_long_accented_sender_name_into_short_encoded_words() -> None:
+    sender = "Operadora de Planos de Saúde Assistência Médica e Odontológica Ltda"
+    provider = SmtpProvider(host="127.0.0.1", port=9)
+    message = OutboundMessage(
+        **{
+            **email().__dict__,
+            "sender": f"{sender} <no-reply@example.org>",
+            "to": 'José <a@example.org>, "Souza, Ana" <b@example.org>',
+        }
+    )
+    wire = provider.build(message).as_bytes()
+    words = re.findall(rb"=\?utf-8\?[qb]\?[^?]*\?=", wire)
+    assert words
+    assert all(len(word) <= 75 for word in words)  # RFC 2047, section 2
+    parsed = message_from_bytes(wire, policy=email_policy.default)
+    # decoded as RFC 2047 says (the space between adjacent encoded words is not text;
+    # the standard library's address parser keeps it, for EmailMessage's output too)
+    raw_from = message_from_bytes(wire)["From"]
+    assert str(make_header(decode_header(raw_from))) == f"{sender} <no-reply@example.org>"
+    assert [(a.display_name, a.addr_spec) for a in parsed["To"].addresses] == [
+        ("José", "a@example.org"),
+        ("Souza, Ana", "b@example.org"),
+    ]
+    for reserved in ("Content-Type", "MIME-Version"):
+        with pytest.raises(ProviderError) as caught:
+            provider.build(OutboundMessage(**{**email().__dict__, "headers": {reserved: "x"}}))
+        assert caught.value.code == "reserved_header"
 
 
 def test_smtp_builds_an_international_address_for_smtputf8() -> None:
