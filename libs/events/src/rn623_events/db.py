@@ -110,6 +110,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+def insert_params(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as the parameters of an insert into ``table`` built once.
+
+    Executed with parameters, SQLAlchemy ignores a key that is not a column, where
+    ``insert(table).values(**values)`` raised: a misspelt key would store NULL. So any
+    such key is refused here."""
+    unknown = values.keys() - table.c.keys()
+    if unknown:
+        raise ValueError(f"not columns of {table.name}: {', '.join(sorted(unknown))}")
+    return dict(values)
+
+
 def outbox_row(envelope: Envelope) -> dict[str, Any]:
     """Return the outbox row that will publish ``envelope``."""
     return {

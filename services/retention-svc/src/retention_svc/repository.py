@@ -23,6 +23,7 @@ from retention_svc.models import (
     purge_requests,
     schedules,
 )
+from rn623_events.db import insert_params
 
 Row = Mapping[str, Any]
 
@@ -43,7 +44,7 @@ _ANSWER_DEMAND = insert(demands).on_conflict_do_update(
 
 async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> bool:
     """Record a protocol's contact; False when it was already known."""
-    result = await session.execute(_INSERT_PROTOCOL, dict(values))
+    result = await session.execute(_INSERT_PROTOCOL, insert_params(protocols, values))
     return result.first() is not None
 
 
