@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +112,6 @@ class OutboxRelay:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         listener: AsyncConnection | None = None
-        started = -math.inf
         try:
             while not stop.is_set():
                 try:
