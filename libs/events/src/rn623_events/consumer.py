@@ -48,6 +48,9 @@ LAG = Gauge("consumer_lag", "Records behind the partition end", ["consumer", "to
 WAITING = Gauge(
     "consumer_waiting_not_ready", "1 while an event waits for its precondition", ["consumer"]
 )
+LANES = Counter(
+    "consumer_lanes_total", "Concurrent lanes run for polls big enough to split", ["consumer"]
+)
 HANDLE_SECONDS = Histogram("consumer_handle_seconds", "Time to handle one event", ["consumer"])
 
 Handler = Callable[[Event, Envelope, UnitOfWork], Awaitable[None]]
@@ -102,6 +105,15 @@ class ConsumerConfig:
     # At shutdown, how long the last offset commit, then leaving the group, may wait for
     # the broker (aiokafka would wait for an unreachable one forever).
     shutdown_timeout: float = 10.0
+    # Under a backlog, a poll's partitions are split into up to this many lanes, each
+    # handled in its own transaction, concurrently; a partition stays in one lane, so its
+    # order holds. A consumer whose events wait on database round trips then keeps up.
+    # Only for handlers whose transactions never lock shared rows in different orders
+    # (a deadlock is survived, by the event-by-event path, but slowly).
+    lanes: int = 1
+    # The fewest records a lane is given: a small poll stays one transaction, the
+    # cheapest way to handle it.
+    records_per_lane: int = 8
 
 
 # One statement for any number of events (arrays, unnested), so it is prepared once; a
@@ -138,6 +150,25 @@ class _Failure:
     reason: str
     error: BaseException
     attempts: int
+
+
+def split_into_lanes(
+    batches: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]],
+    lanes: int,
+    records_per_lane: int,
+) -> list[list[ConsumerRecord[Any, Any]]]:
+    """Share a poll's partitions among at most ``lanes`` lanes of about equal size, with
+    at least ``records_per_lane`` records each where the poll allows; every partition's
+    records stay together and in order in one lane."""
+    total = sum(len(records) for records in batches.values())
+    count = max(1, min(lanes, total // max(1, records_per_lane), len(batches)))
+    if count == 1:
+        return [[record for records in batches.values() for record in records]] if total else []
+    shares: list[list[ConsumerRecord[Any, Any]]] = [[] for _ in range(count)]
+    # the largest partitions first, each to the lane with the fewest records so far
+    for records in sorted(batches.values(), key=len, reverse=True):
+        min(shares, key=len).extend(records)
+    return [share for share in shares if share]
 
 
 class ConsumerRunner:
@@ -197,12 +228,7 @@ class ConsumerRunner:
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
                 )
                 try:
-                    # every partition's records in one pass (one transaction when nothing
-                    # fails): a poll brings a few records from each of many partitions,
-                    # and a transaction per partition cost more than the records did
-                    await self.process_records(
-                        [record for records in batches.values() for record in records]
-                    )
+                    await self.process_poll(batches)
                 except _Stopped:
                     break  # the record being handled stays uncommitted and is redelivered
                 await self.commit()
@@ -258,6 +284,30 @@ class ConsumerRunner:
             LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, high - position))
 
     # ---- processing ------------------------------------------------------------------
+
+    async def process_poll(
+        self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        """Handle one poll's records: in one pass when the poll is small (one transaction
+        when nothing fails; a poll brings a few records from each of many partitions, and
+        a transaction per partition cost more than the records did), else in concurrent
+        lanes of whole partitions (``ConsumerConfig.lanes``)."""
+        lanes = split_into_lanes(batches, self.config.lanes, self.config.records_per_lane)
+        if len(lanes) <= 1:
+            await self.process_records(lanes[0] if lanes else [])
+            return
+        LANES.labels(self.name).inc(len(lanes))
+        results = await asyncio.gather(
+            *(self.process_records(lane) for lane in lanes), return_exceptions=True
+        )
+        stopped = False
+        for result in results:
+            if isinstance(result, _Stopped):
+                stopped = True
+            elif isinstance(result, BaseException):
+                raise result
+        if stopped:  # every lane stops at its next pause: the runner is shutting down
+            raise _Stopped
 
     async def process_records(
         self, records: Sequence[ConsumerRecord[Any, Any]], *, track_offsets: bool = True
