@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -49,6 +49,9 @@ from rn623_rulebook import load_ruleset
 log = logging.getLogger(__name__)
 
 OWNER = "notification-svc"
+# concurrent lanes of the event consumer under a backlog (ConsumerConfig.lanes): its
+# handlers wait on the database more than they compute
+EVENT_LANES = 4
 # Classes of record this service holds: its messages; complaint-linked protocols keep
 # them longer, which retention-svc's schedule already says.
 OWNED_CLASSES = ("notification", "complaint_linked")
@@ -400,25 +403,29 @@ def event_consumers(
     """The consumers: ``operator.events`` in a group of its own, so that messages can wait
     for an operator's registration while the operators keep flowing."""
     handlers = NotificationHandlers(rt).handlers()
+    config = config or ConsumerConfig()
     common: dict[str, Any] = {
         "sessions": rt.sessions,
         "kafka": kafka,
         "clock": rt.clock,
         "source": rt.source,
         "dead_letters": dead_letters,
-        "config": config,
     }
     return [
         ConsumerRunner(
             name=f"{name}.operators",
             topics=["operator.events"],
             handlers={"operator.upserted": handlers["operator.upserted"]},
+            config=config,
             **common,
         ),
         ConsumerRunner(
             name=name,
             topics=["protocol.events", "retention.events"],
             handlers={t: h for t, h in handlers.items() if t != "operator.upserted"},
+            # every row these handlers lock is one protocol's, and a protocol's events
+            # share a partition: lanes never wait on each other
+            config=replace(config, lanes=EVENT_LANES),
             **common,
         ),
     ]
