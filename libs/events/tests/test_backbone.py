@@ -727,11 +727,13 @@ async def test_stopping_while_one_lane_retries_keeps_the_other_lanes_work(
         handler=fails_for_one_key,
         lanes=3,
         records_per_lane=1,
-        backoff_initial=2.0,
+        backoff_initial=30.0,
+        backoff_max=30.0,
         max_attempts=5,
     )
+    runner._partition_counts = {backbone.topic: 3}  # what run() reads from the metadata
     task = asyncio.create_task(runner.process_poll(batches))
-    rows = await backbone.wait_for_effects(6, max_seconds=1.5)  # inside the 2 s backoff
+    rows = await backbone.wait_for_effects(6, max_seconds=20)  # inside the 30 s backoff
     assert sorted((r.key, r.n) for r in rows) == [(k, n) for k in ("one", "two") for n in (1, 2, 3)]
     runner._stop.set()  # the worker shuts down
     with pytest.raises(_Stopped):

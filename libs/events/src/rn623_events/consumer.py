@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,21 +153,40 @@ class _Failure:
     attempts: int
 
 
+def lane_groups(partition_counts: Mapping[str, int]) -> int:
+    """How many groups of partitions lanes may share out: the greatest common divisor of
+    the subscribed topics' partition counts (0: unknown, no lanes).
+
+    Events are keyed by their aggregate, and the default partitioner puts a key in
+    partition ``murmur2(key) % n`` of an n-partition topic; partition ``p % g`` of every
+    topic whose count is a multiple of ``g`` therefore holds the same aggregates. Lanes
+    given whole groups never handle one aggregate's events of two topics at once."""
+    counts = list(partition_counts.values())
+    if not counts or 0 in counts:
+        return 0
+    return math.gcd(*counts)
+
+
 def split_into_lanes(
     batches: Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]],
     lanes: int,
     records_per_lane: int,
+    groups: int,
 ) -> list[list[ConsumerRecord[Any, Any]]]:
-    """Share a poll's partitions among at most ``lanes`` lanes of about equal size, with
-    at least ``records_per_lane`` records each where the poll allows; every partition's
-    records stay together and in order in one lane."""
+    """Share a poll's partition groups (``partition % groups``, see ``lane_groups``)
+    among at most ``lanes`` lanes of about equal size, with at least ``records_per_lane``
+    records each where the poll allows; every partition's records stay together and in
+    order in one lane, and so do those of one group across topics."""
     total = sum(len(records) for records in batches.values())
-    count = max(1, min(lanes, total // max(1, records_per_lane), len(batches)))
+    grouped: dict[int, list[ConsumerRecord[Any, Any]]] = {}
+    for tp, records in batches.items():
+        grouped.setdefault(tp.partition % groups if groups > 0 else 0, []).extend(records)
+    count = max(1, min(lanes, total // max(1, records_per_lane), len(grouped)))
     if count == 1:
         return [[record for records in batches.values() for record in records]] if total else []
     shares: list[list[ConsumerRecord[Any, Any]]] = [[] for _ in range(count)]
-    # the largest partitions first, each to the lane with the fewest records so far
-    for records in sorted(batches.values(), key=len, reverse=True):
+    # the largest groups first, each to the lane with the fewest records so far
+    for records in sorted(grouped.values(), key=len, reverse=True):
         min(shares, key=len).extend(records)
     return [share for share in shares if share]
 
@@ -204,6 +224,9 @@ class ConsumerRunner:
         self._pending: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
+        self._waiting: set[Any] = set()  # ids of events waiting for their precondition
+        # partitions per subscribed topic, from the broker's metadata (lanes need them)
+        self._partition_counts: dict[str, int] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -227,6 +250,11 @@ class ConsumerRunner:
                 batches = await consumer.getmany(
                     timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
                 )
+                if self.config.lanes > 1:
+                    self._partition_counts = {
+                        topic: len(consumer.partitions_for_topic(topic) or ())
+                        for topic in self.topics
+                    }
                 try:
                     await self.process_poll(batches)
                 except _Stopped:
@@ -292,7 +320,12 @@ class ConsumerRunner:
         when nothing fails; a poll brings a few records from each of many partitions, and
         a transaction per partition cost more than the records did), else in concurrent
         lanes of whole partitions (``ConsumerConfig.lanes``)."""
-        lanes = split_into_lanes(batches, self.config.lanes, self.config.records_per_lane)
+        lanes = split_into_lanes(
+            batches,
+            self.config.lanes,
+            self.config.records_per_lane,
+            lane_groups(self._partition_counts),
+        )
         if len(lanes) <= 1:
             await self.process_records(lanes[0] if lanes else [])
             return
@@ -487,7 +520,9 @@ class ConsumerRunner:
         try:
             return await self._retry_loop(event, envelope, attempts_made)
         finally:
-            WAITING.labels(self.name).set(0)  # whatever happened, this event waits no more
+            # whatever happened, this event waits no more (another lane's may)
+            self._waiting.discard(envelope.id)
+            WAITING.labels(self.name).set(1 if self._waiting else 0)
 
     async def _retry_loop(
         self, event: Event, envelope: Envelope, attempts_made: int
@@ -512,6 +547,7 @@ class ConsumerRunner:
                 if waited >= self.config.not_ready_max_seconds:
                     return _Failure("not_ready", exc, attempt + 1)
                 waiting_since = waiting_since or time.monotonic()
+                self._waiting.add(envelope.id)
                 WAITING.labels(self.name).set(1)
                 log.warning(
                     "event not ready; waiting",

@@ -423,8 +423,8 @@ def event_consumers(
             name=name,
             topics=["protocol.events", "retention.events"],
             handlers={t: h for t, h in handlers.items() if t != "operator.upserted"},
-            # every row these handlers lock is one protocol's, and a protocol's events
-            # share a partition: lanes never wait on each other
+            # every row these handlers lock is one protocol's, and lanes keep a
+            # protocol's partitions of both topics together: lanes never wait on each other
             config=replace(config, lanes=EVENT_LANES),
             **common,
         ),

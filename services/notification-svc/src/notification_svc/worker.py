@@ -38,7 +38,9 @@ async def main(
         settings.service_name, settings.telemetry.log_level, json=settings.telemetry.log_json
     )
     configure_telemetry(settings.telemetry, settings.service_name)
-    engine = create_worker_engine(settings.database_url, pool_size=8)
+    # the consumers' lanes, the relay's two, the dispatcher, the timers and the health
+    # check: below this, overflow connections would be opened and closed all the time
+    engine = create_worker_engine(settings.database_url, pool_size=12)
     providers = build_providers(settings)
     rt = Runtime(
         sessions=session_factory(engine),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -61,12 +61,6 @@ SCHEDULE_CHANGES = Counter(
 CONFIRMATIONS = Counter(
     "retention_purge_confirmations_total", "Owners' purge confirmations", ["operator", "owner"]
 )
-# Concurrent lanes under a backlog (ConsumerConfig.lanes): the handlers wait on the
-# database more than they compute. Their rows are one protocol's (a protocol's events
-# share a partition), except an operator's certificate chain head: two lanes certifying
-# for the same two operators in opposite orders can deadlock, and PostgreSQL's abort
-# sends those events down the event-by-event path, slower but exact.
-EVENT_LANES = 4
 DISPOSALS = Counter("retention_disposals_total", "Disposals certified", ["operator"])
 RECORDS_DISPOSED = Counter(
     "retention_records_disposed_total", "Record classes disposed of", ["operator", "record_class"]
@@ -351,5 +345,5 @@ def event_consumer(
         clock=rt.clock,
         source=rt.source,
         dead_letters=dead_letters,
-        config=replace(config or ConsumerConfig(), lanes=EVENT_LANES),
+        config=config,
     )
