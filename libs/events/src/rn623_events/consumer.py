@@ -107,10 +107,10 @@ class ConsumerConfig:
     # the broker (aiokafka would wait for an unreachable one forever).
     shutdown_timeout: float = 10.0
     # Under a backlog, a poll's partitions are split into up to this many lanes, each
-    # handled in its own transaction, concurrently; a partition stays in one lane, so its
-    # order holds. A consumer whose events wait on database round trips then keeps up.
-    # Only for handlers whose transactions never lock shared rows in different orders
-    # (a deadlock is survived, by the event-by-event path, but slowly).
+    # handled in its own transaction, concurrently; the partitions holding the same keys
+    # (of every topic) stay in one lane, so one aggregate's order holds. A consumer whose
+    # events wait on database round trips then keeps up. Only for handlers that lock no
+    # row shared by two aggregates: a deadlock still counts as a handler attempt.
     lanes: int = 1
     # The fewest records a lane is given: a small poll stays one transaction, the
     # cheapest way to handle it.
@@ -319,7 +319,7 @@ class ConsumerRunner:
         """Handle one poll's records: in one pass when the poll is small (one transaction
         when nothing fails; a poll brings a few records from each of many partitions, and
         a transaction per partition cost more than the records did), else in concurrent
-        lanes of whole partitions (``ConsumerConfig.lanes``)."""
+        lanes of whole partition groups (``ConsumerConfig.lanes``, ``lane_groups``)."""
         lanes = split_into_lanes(
             batches,
             self.config.lanes,
