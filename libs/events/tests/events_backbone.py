@@ -149,6 +149,17 @@ class Backbone:
                 or 0
             )
 
+    async def wait_published(self, max_seconds: float = 20) -> None:
+        """Poll until a running relay has published every outbox row (fails after that)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while True:
+            left = await self.unpublished()
+            if left == 0 or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0, f"{left} outbox rows still unpublished after {max_seconds} s"
+
 
 async def record_effect(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
     """Handler: insert one effect row in the consumer's transaction."""

@@ -62,11 +62,7 @@ async def test_outbox_to_consumer_gives_exactly_one_effect_under_redelivery(
     # Redeliver everything: mark the whole outbox unpublished so the relay sends it again.
     async with backbone.sessions() as s, s.begin():
         await s.execute(sa.text("UPDATE outbox SET published_at = NULL"))
-    for _ in range(200):
-        if await backbone.unpublished() == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert await backbone.unpublished() == 0
+    await backbone.wait_published()
     # The redelivered copies reach the consumer: wait until its lag is gone.
     await asyncio.sleep(2)
     rows = await backbone.effect_rows()
@@ -233,6 +229,17 @@ def _good(backbone: Backbone, key: str, n: int) -> tuple[bytes, list[Any]]:
     return env.value(), env.headers()
 
 
+def _polled(
+    backbone: Backbone, partition: int, offset: int, key: str, n: int
+) -> ConsumerRecord[Any, Any]:
+    """A good record as a poll would hand it over, at ``partition``/``offset``."""
+    value, headers = _good(backbone, key, n)
+    return ConsumerRecord(
+        backbone.topic, partition, offset, 0, 0, key.encode(), value,
+        None, len(key), len(value), headers,
+    )  # fmt: skip
+
+
 async def test_bad_messages_go_to_the_dead_letter_topic_and_the_consumer_goes_on(
     backbone: Backbone,
 ) -> None:
@@ -365,16 +372,11 @@ async def test_a_poll_over_many_partitions_is_one_transaction_and_commits_each(
         seen.append((envelope.subject == "p1", getattr(event, "n", 0)))
         await record_effect(event, envelope, uow)
 
-    records = []
-    for partition, key in enumerate(("p0", "p1")):
-        for offset in range(3):
-            value, headers = _good(backbone, key, 10 * partition + offset)
-            records.append(
-                ConsumerRecord(
-                    backbone.topic, partition, 40 + offset, 0, 0, key.encode(), value,
-                    None, len(key), len(value), headers,
-                )
-            )  # fmt: skip
+    records = [
+        _polled(backbone, partition, 40 + offset, key, 10 * partition + offset)
+        for partition, key in enumerate(("p0", "p1"))
+        for offset in range(3)
+    ]
     runner = backbone.consumer("c-partitions", handler=handler)
     await runner.process_records(records)
     assert len(transactions) == 1
@@ -648,13 +650,11 @@ async def _backlog(backbone: Backbone, events: list[tuple[str, int]]) -> None:
     await backbone.write(events, per_tx=len(events))
     relay_stop = asyncio.Event()
     relay = asyncio.create_task(backbone.relay(batch_size=500).run(relay_stop))
-    for _ in range(300):
-        if await backbone.unpublished() == 0:
-            break
-        await asyncio.sleep(0.05)
-    relay_stop.set()
-    await relay
-    assert await backbone.unpublished() == 0
+    try:
+        await backbone.wait_published()
+    finally:
+        relay_stop.set()
+        await relay
 
 
 async def test_a_backlog_is_handled_in_concurrent_lanes_exactly_once_and_in_order(
@@ -703,18 +703,17 @@ async def test_stopping_while_one_lane_retries_keeps_the_other_lanes_work(
     stopping then dead-letters nothing and commits only what was done."""
     from rn623_events.consumer import _Stopped
 
-    def record(partition: int, offset: int, key: str, n: int) -> ConsumerRecord[Any, Any]:
-        value, headers = _good(backbone, key, n)
-        return ConsumerRecord(
-            backbone.topic, partition, offset, 0, 0, key.encode(), value,
-            None, len(key), len(value), headers,
-        )  # fmt: skip
-
     # the failing partition comes first: handled in one pass, it would hold up the rest
     batches = {
-        TopicPartition(backbone.topic, 0): [record(0, 10 + i, "bad", i + 1) for i in range(4)],
-        TopicPartition(backbone.topic, 1): [record(1, 20 + i, "one", i + 1) for i in range(3)],
-        TopicPartition(backbone.topic, 2): [record(2, 30 + i, "two", i + 1) for i in range(3)],
+        TopicPartition(backbone.topic, 0): [
+            _polled(backbone, 0, 10 + i, "bad", i + 1) for i in range(4)
+        ],
+        TopicPartition(backbone.topic, 1): [
+            _polled(backbone, 1, 20 + i, "one", i + 1) for i in range(3)
+        ],
+        TopicPartition(backbone.topic, 2): [
+            _polled(backbone, 2, 30 + i, "two", i + 1) for i in range(3)
+        ],
     }
 
     async def fails_for_one_key(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
