@@ -207,3 +207,12 @@ async def test_other_database_errors_stay_500_or_503(client: httpx.AsyncClient) 
     down = await client.get("/v1/database-down")
     assert _assert_problem(down, 503)["type"] == "urn:rn623:problem:unavailable"
     assert down.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("sqlstate", ["57P01", "57P02", "57P03", "53300", "08006", "08003"])
+async def test_a_database_going_away_or_starting_is_a_503(
+    client: httpx.AsyncClient, sqlstate: str
+) -> None:
+    response = await client.get(f"/v1/database/{sqlstate}")
+    assert _assert_problem(response, 503)["type"] == "urn:rn623:problem:unavailable"
+    assert NAME not in response.text

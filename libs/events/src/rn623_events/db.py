@@ -269,13 +269,16 @@ class UnitOfWork:
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 # Text PostgreSQL cannot store: a NUL character in a text column (22021) or in jsonb (22P05).
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+# The server is going away or not there yet: shut down by an operator (57P01), crashed
+# (57P02), starting up or shutting down (57P03), out of connection slots (53300). A
+# restart raises these, not a network error, for the connections it meets midway.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+CONNECTION_SQLSTATE_CLASS = "08"  # connection exception
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error raised through SQLAlchemy, else None."""
-    if not isinstance(exc, DBAPIError):
-        return None
-    orig = getattr(exc, "orig", None)
+    """The SQLSTATE of a database error, raised through SQLAlchemy or by asyncpg, else None."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code if isinstance(code, str) else None
 
@@ -295,6 +298,9 @@ def is_unstorable_text(exc: BaseException) -> bool:
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for failures of the database connection itself (not of the message)."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    sqlstate = _sqlstate(exc)
+    if sqlstate in UNAVAILABLE_SQLSTATES or (sqlstate or "").startswith(CONNECTION_SQLSTATE_CLASS):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
