@@ -1445,6 +1445,10 @@ def platform_dashboard() -> str:
                     "retried {{consumer}}",
                 ),
                 (
+                    "sum by (consumer) (increase(consumer_conflicts_total[5m]))",
+                    "conflicts run again {{consumer}}",
+                ),
+                (
                     "sum by (consumer, reason) (increase(consumer_dead_lettered_total[5m]))",
                     "dead-lettered {{consumer}} {{reason}}",
                 ),

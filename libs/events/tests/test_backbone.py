@@ -742,3 +742,182 @@ async def test_stopping_while_one_lane_retries_keeps_the_other_lanes_work(
         TopicPartition(backbone.topic, 2): 33,
     }
     assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1, 2) == []
+
+
+async def _deadlock_reported_by_postgres(uow: UnitOfWork) -> None:
+    """Make PostgreSQL abort the transaction as it does the victim of a deadlock."""
+    await uow.session.execute(
+        sa.text(
+            "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';"
+            " END $$"
+        )
+    )
+
+
+async def test_a_transaction_conflict_is_run_again_without_counting_attempts(
+    backbone: Backbone,
+) -> None:
+    """A deadlock victim is not the event's fault: more conflicts than ``max_attempts``
+    allows still end in one effect, with no attempt counted and nothing dead-lettered."""
+    conflicts_left = 4
+
+    async def conflicting(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        nonlocal conflicts_left
+        if getattr(event, "n", None) == 2 and conflicts_left:
+            conflicts_left -= 1
+            await _deadlock_reported_by_postgres(uow)
+        await record_effect(event, envelope, uow)
+
+    await backbone.write([("k", 1), ("k", 2), ("k", 3)])
+    backbone.start(backbone.relay().run)
+    backbone.start(backbone.consumer("c-conflict", handler=conflicting, max_attempts=2).run)
+    rows = await backbone.wait_for_effects(3)
+    assert [(r.key, r.n) for r in rows] == [("k", 1), ("k", 2), ("k", 3)]
+    assert conflicts_left == 0
+    labels = {"consumer": "c-conflict"}
+    assert REGISTRY.get_sample_value("consumer_conflicts_total", labels) == 4
+    assert REGISTRY.get_sample_value("consumer_retried_total", labels) in (None, 0.0)
+    assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 0, 2) == []
+
+
+async def test_an_event_that_only_ever_conflicts_is_dead_lettered_as_such(
+    backbone: Backbone,
+) -> None:
+    """The guard against a livelock: past ``max_conflicts`` the event goes to the
+    dead-letter topic with reason ``transaction_conflict`` and the rest flow."""
+
+    async def always_conflicting(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if getattr(event, "n", None) == 2:
+            await _deadlock_reported_by_postgres(uow)
+        await record_effect(event, envelope, uow)
+
+    await backbone.write([("k", 1), ("k", 2), ("k", 3)])
+    backbone.start(backbone.relay().run)
+    runner = backbone.consumer(
+        "c-livelock", handler=always_conflicting, max_conflicts=3, conflict_backoff_max=0.02
+    )
+    backbone.start(runner.run)
+    rows = await backbone.wait_for_effects(2)
+    assert [(r.key, r.n) for r in rows] == [("k", 1), ("k", 3)]
+    dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"transaction_conflict"]
+
+
+async def test_two_lanes_that_deadlock_both_commit_and_count_no_attempt(
+    backbone: Backbone,
+) -> None:
+    """Two lanes lock the same two rows in opposite orders: PostgreSQL aborts one, the
+    runner runs it again, and both events take effect, with ``max_attempts=1``."""
+    batches = {
+        TopicPartition(backbone.topic, 0): [_polled(backbone, 0, 5, "a", 1)],
+        TopicPartition(backbone.topic, 1): [_polled(backbone, 1, 7, "b", 1)],
+    }
+    both_hold_their_first_lock = asyncio.Barrier(2)
+    first_call: set[str] = set()
+
+    async def locks_in_opposite_orders(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        key = getattr(event, "key", "")
+        first, second = (1, 2) if key == "a" else (2, 1)
+        await uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": first})
+        if key not in first_call:
+            first_call.add(key)
+            await both_hold_their_first_lock.wait()
+        await uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": second})
+        await record_effect(event, envelope, uow)
+
+    runner = backbone.consumer(
+        "c-lanes-deadlock",
+        handler=locks_in_opposite_orders,
+        lanes=2,
+        records_per_lane=1,
+        max_attempts=1,
+    )
+    runner._partition_counts = {backbone.topic: 2}  # what run() reads from the metadata
+    attempts_before_own_path: list[int] = []
+    process_one = runner._process_one
+
+    async def spy(*args: Any) -> None:
+        attempts_before_own_path.append(args[4] if len(args) > 4 else 0)
+        await process_one(*args)
+
+    runner._process_one = spy  # type: ignore[method-assign]
+    await asyncio.wait_for(runner.process_poll(batches), 30)
+    # the victim took the per-event path with no attempt counted against it
+    assert attempts_before_own_path == [0]
+    rows = await backbone.effect_rows()
+    assert sorted((r.key, r.n) for r in rows) == [("a", 1), ("b", 1)]
+    labels = {"consumer": "c-lanes-deadlock"}
+    assert REGISTRY.get_sample_value("consumer_conflicts_total", labels) == 1
+    assert REGISTRY.get_sample_value("consumer_retried_total", labels) in (None, 0.0)
+    assert runner._pending == {
+        TopicPartition(backbone.topic, 0): 6,
+        TopicPartition(backbone.topic, 1): 8,
+    }
+    assert await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 0, 2) == []
+
+
+async def test_a_lock_a_unit_holds_is_released_when_it_ends_committed_or_not(
+    backbone: Backbone,
+) -> None:
+    lock = asyncio.Lock()
+    async with backbone.uow() as uow:
+        await uow.hold(lock)
+        await uow.hold(lock)  # held already: no second acquire (it would wait forever)
+        assert lock.locked()
+        await uow.commit()
+        assert lock.locked()  # until the unit ends, commit included
+    assert not lock.locked()
+
+    async def failing_unit() -> None:
+        async with backbone.uow() as uow:
+            await uow.hold(lock)
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_unit()
+    assert not lock.locked()
+    # a second unit waits for the first to end
+    order: list[str] = []
+
+    async def unit(name: str, pause: float) -> None:
+        async with backbone.uow() as uow:
+            await uow.hold(lock)
+            order.append(f"{name} holds")
+            await asyncio.sleep(pause)
+            order.append(f"{name} ends")
+
+    await asyncio.gather(unit("first", 0.2), unit("second", 0))
+    assert order == ["first holds", "first ends", "second holds", "second ends"]
+
+
+async def _committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """The sum of ``group``'s committed offsets over ``topic``'s partitions."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await reader.start()
+    try:
+        await reader.topics()
+        total = 0
+        for partition in reader.partitions_for_topic(topic) or ():
+            total += await reader.committed(TopicPartition(topic, partition)) or 0
+        return total
+    finally:
+        await reader.stop()
+
+
+async def test_offsets_are_committed_while_running_once_the_interval_passes(
+    backbone: Backbone,
+) -> None:
+    """Commits are spaced (``commit_interval_seconds``), not withheld: a running consumer's
+    offsets reach the end of what it handled without a rebalance or a stop."""
+    backbone.start(backbone.relay().run)
+    backbone.start(backbone.consumer("c-spaced-commits", commit_interval_seconds=0.5).run)
+    await backbone.write(keyed_events(30, keys=6))
+    assert len(await backbone.wait_for_effects(30)) == 30
+    bootstrap = backbone.kafka.bootstrap_servers
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    committed = 0
+    while committed < 30 and loop.time() < deadline:
+        await asyncio.sleep(0.3)
+        committed = await _committed_total(bootstrap, "c-spaced-commits", backbone.topic)
+    assert committed == 30

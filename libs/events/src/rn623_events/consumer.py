@@ -6,7 +6,9 @@ against its contract, and run the handler inside a unit of work that first claim
 skipped. A failing handler is retried with backoff; after ``max_attempts`` the record
 goes to the dead-letter topic with the reason in its headers and the consumer moves on.
 A database that is down is not the message's fault: the runner waits for it instead of
-dead-lettering. Offsets are committed only after the records before them are done.
+dead-lettering; nor is a transaction PostgreSQL aborted to resolve a conflict with another
+(a deadlock, a serialization failure): it is run again without counting an attempt.
+Offsets are committed only after the records before them are done.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rn623_events.clock import Clock
-from rn623_events.db import UnitOfWork, inbox_table, is_infrastructure_error
+from rn623_events.db import (
+    UnitOfWork,
+    inbox_table,
+    is_infrastructure_error,
+    is_transaction_conflict,
+)
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope, parse_record
 from rn623_events.registry import REGISTRY, Event, Registry
@@ -42,6 +49,11 @@ tracer = trace.get_tracer("rn623_events.consumer")
 PROCESSED = Counter("consumer_processed_total", "Events handled", ["consumer", "event_type"])
 DUPLICATES = Counter("consumer_duplicates_total", "Redelivered events skipped", ["consumer"])
 RETRIED = Counter("consumer_retried_total", "Handler attempts that failed", ["consumer"])
+CONFLICTS = Counter(
+    "consumer_conflicts_total",
+    "Transactions aborted by a deadlock or serialization failure and run again",
+    ["consumer"],
+)
 DEAD_LETTERED = Counter(
     "consumer_dead_lettered_total", "Events sent to the dead-letter topic", ["consumer", "reason"]
 )
@@ -101,6 +113,10 @@ class ConsumerConfig:
     # as soon as a record is there, so this costs no latency there; some brokers (Tansu)
     # hold the fetch for the whole wait, so keep it short.
     fetch_max_wait_ms: int = 100
+    # Offsets are committed at most this often while records flow, and always when
+    # partitions are revoked and at shutdown. A crash redelivers at most this much, which
+    # the inbox drops; a commit after every poll cost a broker round trip per poll.
+    commit_interval_seconds: float = 1.0
     # How long an event whose handler says NotReady may hold its partition.
     not_ready_max_seconds: float = 300.0
     # At shutdown, how long the last offset commit, then leaving the group, may wait for
@@ -109,12 +125,18 @@ class ConsumerConfig:
     # Under a backlog, a poll's partitions are split into up to this many lanes, each
     # handled in its own transaction, concurrently; the partitions holding the same keys
     # (of every topic) stay in one lane, so one aggregate's order holds. A consumer whose
-    # events wait on database round trips then keeps up. Only for handlers that lock no
-    # row shared by two aggregates: a deadlock still counts as a handler attempt.
+    # events wait on database round trips then keeps up. Two lanes locking rows shared by
+    # several aggregates may deadlock: PostgreSQL aborts one, which is run again.
     lanes: int = 1
     # The fewest records a lane is given: a small poll stays one transaction, the
     # cheapest way to handle it.
     records_per_lane: int = 8
+    # An event whose transaction PostgreSQL keeps aborting to resolve conflicts is run
+    # again this many times (not counted as attempts), then dead-lettered with reason
+    # ``transaction_conflict``; conflicts need concurrent transactions, so this is a guard
+    # against a livelock, not a limit ever met in normal work.
+    max_conflicts: int = 50
+    conflict_backoff_max: float = 1.0
 
 
 # One statement for any number of events (arrays, unnested), so it is prepared once; a
@@ -224,6 +246,7 @@ class ConsumerRunner:
         self._pending: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._stop = asyncio.Event()
+        self._last_commit = -math.inf  # time.monotonic() of the last commit
         self._waiting: set[Any] = set()  # ids of events waiting for their precondition
         # partitions per subscribed topic, from the broker's metadata (lanes need them)
         self._partition_counts: dict[str, int] = {}
@@ -259,7 +282,7 @@ class ConsumerRunner:
                     await self.process_poll(batches)
                 except _Stopped:
                     break  # the record being handled stays uncommitted and is redelivered
-                await self.commit()
+                await self.commit_if_due()
                 self._update_lag(consumer)
         finally:
             try:
@@ -278,6 +301,13 @@ class ConsumerRunner:
                 "broker did not answer at shutdown; gave up",
                 extra={"consumer": self.name, "step": what},
             )
+
+    async def commit_if_due(self) -> None:
+        """Commit if ``commit_interval_seconds`` have passed since the last commit."""
+        now = time.monotonic()
+        if self._pending and now - self._last_commit >= self.config.commit_interval_seconds:
+            self._last_commit = now
+            await self.commit()
 
     async def commit(self) -> None:
         """Commit the offsets of everything processed so far.
@@ -416,7 +446,8 @@ class ConsumerRunner:
         The inbox claims of the whole run are one statement. If the handler of the k-th
         event fails, the transaction is rolled back and the k events before it are
         handled again and committed without it (handlers must not act outside their
-        transaction, which retries require anyway).
+        transaction, which retries require anyway). A conflict or a lost connection
+        aborts the transaction itself: then the first event takes the per-event path.
         """
         items = [(envelope, event) for _, envelope, event, _ in run if envelope is not None]
         upto, handler_failed = len(items), False
@@ -426,6 +457,8 @@ class ConsumerRunner:
             except _RunFailedAt as failed:
                 upto, handler_failed = failed.index, True
             except Exception as exc:  # the transaction itself failed: nothing was committed
+                if is_transaction_conflict(exc):
+                    CONFLICTS.labels(self.name).inc()
                 log.info(
                     "shared transaction failed; handling events one by one",
                     extra={"consumer": self.name, "error_type": type(exc).__name__},
@@ -450,7 +483,7 @@ class ConsumerRunner:
                     with self._span(envelope), HANDLE_SECONDS.labels(self.name).time():
                         await handler(event, envelope, uow)
                 except Exception as exc:
-                    if is_infrastructure_error(exc):
+                    if is_infrastructure_error(exc) or is_transaction_conflict(exc):
                         raise  # the transaction itself is gone: nothing can be committed
                     raise _RunFailedAt(index) from exc
                 counts[envelope.type] = counts.get(envelope.type, 0) + 1
@@ -531,6 +564,7 @@ class ConsumerRunner:
         attempt = attempts_made
         backoff = self.config.backoff_initial
         infra_backoff = self.config.backoff_initial
+        conflicts = 0
         waiting_since: float | None = None
         while True:
             try:
@@ -564,6 +598,23 @@ class ConsumerRunner:
                     )
                     await self._pause(infra_backoff)
                     infra_backoff = min(infra_backoff * 2, self.config.infrastructure_backoff_max)
+                    continue
+                if is_transaction_conflict(exc):
+                    conflicts += 1
+                    CONFLICTS.labels(self.name).inc()
+                    if conflicts > self.config.max_conflicts:
+                        return _Failure("transaction_conflict", exc, attempt + 1)
+                    log.info(
+                        "transaction aborted by a conflict; running it again",
+                        extra={"consumer": self.name, "event_type": envelope.type},
+                    )
+                    # jittered (by _pause), so the transactions that collided do not meet again
+                    await self._pause(
+                        min(
+                            self.config.backoff_initial * 2 ** min(conflicts - 1, 16),
+                            self.config.conflict_backoff_max,
+                        )
+                    )
                     continue
                 attempt += 1
                 RETRIED.labels(self.name).inc()
@@ -627,9 +678,11 @@ class ConsumerRunner:
                 await uow.commit()
             PROCESSED.labels(self.name, event_type).inc(len(todo))
             return True
-        except Exception:
+        except Exception as exc:
             if raise_errors:
                 raise
+            if is_transaction_conflict(exc):
+                CONFLICTS.labels(self.name).inc()
             log.info("batch failed; handling its events one by one", extra={"consumer": self.name})
             return False
 
@@ -668,7 +721,15 @@ class ConsumerRunner:
 
     async def _pause(self, seconds: float) -> None:
         """Back off before the next attempt; raise ``_Stopped`` when shutting down, so a
-        record is never dead-lettered (nor committed) because retries were cut short."""
+        record is never dead-lettered (nor committed) because retries were cut short.
+        What was handled before is committed first if due: a wait can last minutes."""
+        try:
+            await self.commit_if_due()
+        except Exception as exc:  # the commit is retried later; the wait must not fail
+            log.warning(
+                "offset commit before a wait failed",
+                extra={"consumer": self.name, "error_type": type(exc).__name__},
+            )
         await sleep_unless_stopped(self._stop, seconds)
         if self._stop.is_set():
             raise _Stopped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -192,6 +193,7 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self.published: list[Envelope] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._held: list[asyncio.Lock] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -218,7 +220,23 @@ class UnitOfWork:
             if session.in_transaction():
                 await session.rollback()
         finally:
-            await session.close()
+            try:
+                await session.close()
+            finally:
+                held, self._held = self._held, []
+                for lock in reversed(held):
+                    lock.release()
+
+    async def hold(self, lock: asyncio.Lock) -> None:
+        """Hold ``lock`` until this unit ends, committed or not (at once if it already does).
+
+        For work that locks rows shared by many aggregates, such as a hash chain's head:
+        two transactions of one process taking them in opposite orders would deadlock;
+        taking them under one lock, held to the end of the transaction, they never do."""
+        if lock in self._held:
+            return
+        await lock.acquire()
+        self._held.append(lock)
 
     def publish(self, event: Event, *, trace_headers: Mapping[str, str] | None = None) -> Envelope:
         """Stage ``event`` in the outbox; it is published only if the unit commits."""
