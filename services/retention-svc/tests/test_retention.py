@@ -3,6 +3,7 @@ confirmations, certificates, holds, grouping by owner, dry run, batches."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -202,6 +203,19 @@ async def _due_protocol(rt: Runtime, clock: ManualClock, ans: str, *, cpf: str =
     await handle(rt, protocol)
     await handle(rt, registered(protocol, protocol.opened_at))  # keeps the rest retained
     return protocol.protocol_number
+
+
+def recording_purged(number: str, ans: str, request_id: uuid.UUID, at: datetime) -> RecordsPurged:
+    """protocol-svc's confirmation that it purged a protocol's recording."""
+    return RecordsPurged(
+        protocol_number=number,
+        ans_registry=ans,
+        purge_request_id=request_id,
+        record_classes=("recording",),
+        purged_at=at,
+        owner="protocol-svc",
+        anonymized=False,
+    )
 
 
 async def _requests(rt: Runtime, number: str) -> list[Any]:
@@ -473,18 +487,7 @@ async def test_a_disposal_removes_the_bundles_that_copied_the_records(
         await session.commit()
     await PurgeRunner(runtime).tick()
     [request] = await _requests(runtime, number)
-    await handle(
-        runtime,
-        RecordsPurged(
-            protocol_number=number,
-            ans_registry=ans,
-            purge_request_id=request["id"],
-            record_classes=("recording",),
-            purged_at=clock.now(),
-            owner="protocol-svc",
-            anonymized=False,
-        ),
-    )
+    await handle(runtime, recording_purged(number, ans, request["id"], clock.now()))
     async with runtime.sessions() as session:
         row = (
             await session.execute(
@@ -522,3 +525,80 @@ async def test_new_facts_put_a_requested_purge_back_under_retention(
     assert request["cancelled_at"] is not None
     await PurgeRunner(runtime).tick()
     assert len(await _requests(runtime, number)) == 1  # not requested again
+
+
+async def test_lanes_certifying_for_two_operators_in_opposite_orders_keep_both_chains(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Two lanes each certify disposals of operators X and Y, one X first, the other Y
+    first, so each would hold one chain head while asking for the other. Certifications
+    of one process take turns (``UnitOfWork.hold``): no deadlock, both chains whole,
+    every disposal certified once, nothing dead-lettered."""
+    from aiokafka import TopicPartition
+    from aiokafka.structs import ConsumerRecord
+    from prometheus_client import REGISTRY
+
+    from retention_svc.consumers import event_consumer
+    from rn623_events.consumer import ConsumerConfig
+    from rn623_events.dlq import DeadLetterPublisher
+    from rn623_events.settings import KafkaSettings
+
+    x, y = operator(), operator()
+    numbers = {ans: [await _due_protocol(runtime, clock, ans) for _ in range(6)] for ans in (x, y)}
+    await PurgeRunner(runtime).tick()
+
+    def confirmation(ans: str, i: int, offset: int, partition: int) -> ConsumerRecord[Any, Any]:
+        number = numbers[ans][i]
+        [request] = requests[number]
+        event = recording_purged(number, ans, request["id"], clock.now())
+        envelope = make_envelope(event, source="protocol-svc", time=clock.now())
+        value = envelope.value()
+        return ConsumerRecord(
+            "protocol.events", partition, offset, 0, 0, number.encode(), value,
+            None, len(number), len(value), envelope.headers(),
+        )  # fmt: skip
+
+    requests = {n: await _requests(runtime, n) for ns in numbers.values() for n in ns}
+    # lane one alternates X, Y, X...; lane two Y, X, Y...
+    lane_one = [confirmation((x, y)[i % 2], i // 2, i, 0) for i in range(6)]
+    lane_two = [confirmation((y, x)[i % 2], 3 + i // 2, i, 1) for i in range(6)]
+    unreachable = KafkaSettings(bootstrap_servers="127.0.0.1:1")
+    runner = event_consumer(
+        runtime,
+        unreachable,
+        DeadLetterPublisher(unreachable, "retention-svc.dlq"),  # a dead letter would hang
+        name="retention-lanes-test",
+        config=ConsumerConfig(records_per_lane=1, backoff_initial=0.01),
+    )
+    runner._partition_counts = {"protocol.events": 2, "notification.events": 2}
+    polled = {
+        TopicPartition("protocol.events", 0): lane_one,
+        TopicPartition("protocol.events", 1): lane_two,
+    }
+    # Both heads are held while the lanes start: lane one waits for X's, lane two for
+    # Y's (without the turns); freed together, each lane would then ask for the other's
+    async with runtime.sessions() as session:  # both heads exist: the lanes queue on row locks
+        for ans in (x, y):
+            await repo.lock_chain_head(session, ans)
+        await session.commit()
+    async with runtime.sessions() as blocker:
+        for ans in (x, y):
+            await repo.lock_chain_head(blocker, ans)
+        lanes = asyncio.create_task(runner.process_poll(polled))
+        await asyncio.sleep(1.0)
+        await blocker.commit()
+    await asyncio.wait_for(lanes, 60)
+
+    assert runner._pending == {
+        TopicPartition("protocol.events", 0): 6,
+        TopicPartition("protocol.events", 1): 6,
+    }
+    for ans in (x, y):
+        async with runtime.sessions() as session:
+            chain = await repo.chain_of(session, ans, 0, 100)
+        assert [c["sequence"] for c in chain] == list(range(1, 7))
+        assert {c["protocol_number"] for c in chain} == set(numbers[ans])
+        assert domain.verify_chain(chain).valid
+    labels = {"consumer": "retention-lanes-test"}
+    assert REGISTRY.get_sample_value("consumer_conflicts_total", labels) is None  # no deadlock
+    assert REGISTRY.get_sample_value("consumer_retried_total", labels) is None

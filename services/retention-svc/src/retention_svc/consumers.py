@@ -14,10 +14,11 @@ Every effect is idempotent under redelivery (inbox, keys, status checks).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -61,6 +62,12 @@ SCHEDULE_CHANGES = Counter(
 CONFIRMATIONS = Counter(
     "retention_purge_confirmations_total", "Owners' purge confirmations", ["operator", "owner"]
 )
+# Concurrent lanes under a backlog (ConsumerConfig.lanes): the handlers wait on the
+# database more than they compute. Their rows are one protocol's (a protocol's events
+# share a partition), except an operator's certificate chain head: lanes certify one
+# transaction at a time (RetentionHandlers._certifying), else two certifying for two
+# operators in opposite orders would deadlock.
+EVENT_LANES = 4
 DISPOSALS = Counter("retention_disposals_total", "Disposals certified", ["operator"])
 RECORDS_DISPOSED = Counter(
     "retention_records_disposed_total", "Record classes disposed of", ["operator", "record_class"]
@@ -85,6 +92,9 @@ class RetentionHandlers:
         # protocols opened in each open unit of work (protocol-svc publishes a contact and
         # its demand together, so one poll usually brings both)
         self._opened: WeakKeyDictionary[UnitOfWork, dict[str, _Opened]] = WeakKeyDictionary()
+        # certifications of this process's transactions (the consumer's lanes), one
+        # transaction at a time: each holds the chain heads it took until it commits
+        self._certifying = asyncio.Lock()
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers keyed by event type, for the consumer runner."""
@@ -191,6 +201,7 @@ class RetentionHandlers:
         self, uow: UnitOfWork, request: Mapping[str, Any], confirmations: list[Mapping[str, Any]]
     ) -> None:
         """Append the disposal certificate to the operator's chain and announce it."""
+        await uow.hold(self._certifying)  # no two lanes lock two chain heads in turn
         sequence, previous_hash = await repo.lock_chain_head(uow.session, request["ans_registry"])
         certificate: dict[str, Any] = {
             # derived from the request: one certificate per purge, whoever computes it
@@ -345,5 +356,5 @@ def event_consumer(
         clock=rt.clock,
         source=rt.source,
         dead_letters=dead_letters,
-        config=config,
+        config=replace(config or ConsumerConfig(), lanes=EVENT_LANES),
     )

@@ -67,7 +67,9 @@ async def main(
     )
     configure_telemetry(settings.telemetry, settings.service_name)
     clock = clock or settings.make_clock()
-    engine = create_worker_engine(settings.database_url, pool_size=6)
+    # the consumer's lanes, the relay's two, the purge runner, the collector and the health
+    # check: below this, overflow connections would be opened and closed all the time
+    engine = create_worker_engine(settings.database_url, pool_size=10)
     rt = Runtime.build(settings, session_factory(engine), clock)
     dead_letters = DeadLetterPublisher(settings.kafka, dlq_topic(settings.service_name))
     relay = OutboxRelay(engine, settings.kafka, service=settings.service_name)
