@@ -404,6 +404,50 @@ async def test_a_crash_mid_send_loses_nothing(h: Harness) -> None:
     assert 1 <= len(h.received(number, provider="meta")) <= 2  # at least once
 
 
+async def test_a_hanging_call_does_not_hold_up_the_record_of_the_others(h: Harness) -> None:
+    """Outcomes are recorded as calls end: an e-mail accepted at once is recorded while a
+    WhatsApp call of the same tick still hangs (its callbacks would otherwise beat it)."""
+    h.fault("meta", "timeout", count=1, seconds=10)
+    slow, fast = protocol_number(), protocol_number()
+    await h.handle(
+        opened(ANS, slow, h.clock.now()),
+        opened(ANS, fast, h.clock.now(), preferred_channels=("email",)),
+    )
+    patient = h.rt.settings.model_copy(update={"provider_timeouts": {"meta": 8.0}})
+    ticking = asyncio.create_task(Dispatcher(dataclasses.replace(h.rt, settings=patient)).tick())
+    await h.until_delivery(fast, 0, "sent")
+    assert not ticking.done()
+    assert (await h.message(slow))["deliveries"][0]["status"] == "sending"
+    assert await ticking == 2
+
+
+async def test_an_outcome_that_cannot_be_recorded_does_not_stop_the_others(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record that raises (a bug) is counted and logged; the calls still running are
+    recorded when they end, not cancelled."""
+    h.fault("meta", "timeout", count=1, seconds=1)  # WhatsApp ends a second later
+    broken, fine = protocol_number(), protocol_number()
+    await h.handle(
+        opened(ANS, broken, h.clock.now(), preferred_channels=("email",)),
+        opened(ANS, fine, h.clock.now()),
+    )
+    record = Dispatcher._record
+    failed: list[int] = []
+
+    async def first_record_fails(self: Dispatcher, outcomes: Any) -> None:
+        if not failed:
+            failed.append(len(outcomes))
+            raise RuntimeError("a bug in the record")
+        await record(self, outcomes)
+
+    monkeypatch.setattr(Dispatcher, "_record", first_record_fails)
+    assert await h.tick() == 2
+    assert failed == [1]  # the e-mail's outcome
+    assert (await h.message(broken))["deliveries"][0]["status"] == "sending"  # resent later
+    assert (await h.message(fine))["deliveries"][0]["status"] in ("sent", "delivered")
+
+
 async def test_the_answer_copy_of_a_denial(h: Harness) -> None:
     number = protocol_number()
     first = demand(ANS, number, h.clock.now())

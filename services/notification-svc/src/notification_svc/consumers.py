@@ -35,13 +35,14 @@ from notification_svc.content import (
     Purpose,
 )
 from notification_svc.models import callbacks, deliveries, demands, messages, operators, protocols
-from notification_svc.runtime import Runtime
+from notification_svc.policy import Policy
+from notification_svc.runtime import OPERATOR, Runtime
 from rn623_events.consumer import ConsumerConfig, ConsumerRunner, Handler, NotReady, typed_handler
 from rn623_events.contracts.notifications import NotificationRecordsPurged
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered, ProtocolOpened
 from rn623_events.contracts.retention import AccessRequestFulfilled, PurgeRequested
-from rn623_events.db import UnitOfWork
+from rn623_events.db import UnitOfWork, insert_params
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.settings import KafkaSettings
 from rn623_rulebook import load_ruleset
@@ -55,6 +56,36 @@ EVENT_LANES = 4
 # Classes of record this service holds: its messages; complaint-linked protocols keep
 # them longer, which retention-svc's schedule already says.
 OWNED_CLASSES = ("notification", "complaint_linked")
+
+
+def _bound(table: sa.Table) -> dict[str, Any]:
+    """A bound parameter ``v_<column>`` per column of ``table``, for an insert built once
+    (SQLAlchemy reserves the column's own name; ``_row`` gives the parameters)."""
+    return {c.name: sa.bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
+
+
+def _row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as the parameters of ``_bound(table)``."""
+    return {f"v_{name}": value for name, value in insert_params(table, values).items()}
+
+
+_ADD_DEMAND = insert(demands).values(_bound(demands)).on_conflict_do_nothing()
+# protocol.opened: the contact's addresses stored and its operator read, one round trip
+_OPEN_PROTOCOL = OPERATOR.add_cte(
+    insert(protocols).values(_bound(protocols)).on_conflict_do_nothing().cte("stored")
+)
+# demand.registered folded into a receipt of the same transaction: the demand stored and
+# the receipt's content updated, one round trip
+_FOLD_INTO_NEW_RECEIPT = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("message_id"))
+    .values(
+        content=sa.bindparam("content", type_=messages.c.content.type),
+        demand_id=sa.bindparam("receipt_demand_id", type_=messages.c.demand_id.type),
+        updated_at=sa.bindparam("now", type_=messages.c.updated_at.type),
+    )
+    .add_cte(_ADD_DEMAND.cte("stored"))
+)
 
 
 class OperatorUnknown(NotReady):
@@ -136,19 +167,30 @@ class NotificationHandlers:
             "whatsapp": domain.messaging_number(b.whatsapp),
             "preferred_channels": list(b.preferred_channels),
         }
-        await uow.session.execute(insert(protocols).values(**values).on_conflict_do_nothing())
-        await self._create(uow, event.protocol_number, "receipt", subject_key="", protocol=values)
+        stored = await uow.session.execute(
+            _OPEN_PROTOCOL, {**_row(protocols, values), "ans": event.ans_registry}
+        )
+        operator = self.rt.operator_from(stored.first())
+        if operator is None:
+            raise OperatorUnknown("the operator's registration has not arrived yet")
+        await self._create(
+            uow,
+            event.protocol_number,
+            "receipt",
+            subject_key="",
+            protocol=values,
+            operator=operator,
+        )
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """A receipt for the demand: folded into the contact's unsent receipt, or its own."""
-        await uow.session.execute(
-            insert(demands)
-            .values(
-                demand_id=event.demand_id,
-                protocol_number=event.protocol_number,
-                demand_type=event.demand_type,
-            )
-            .on_conflict_do_nothing()
+        demand = _row(
+            demands,
+            {
+                "demand_id": event.demand_id,
+                "protocol_number": event.protocol_number,
+                "demand_type": event.demand_type,
+            },
         )
         info = DemandInfo(
             demand_id=event.demand_id,
@@ -160,6 +202,11 @@ class NotificationHandlers:
             deadline_unit=event.deadline_unit,
             deadline_amount=event.deadline_amount,
         )
+        new = self._new_receipts.get(uow, {}).get(event.protocol_number)
+        if new is not None:
+            await self._fold_into_new_receipt(uow, new, info, demand)
+            return
+        await uow.session.execute(_ADD_DEMAND, demand)
         if await self._fold_into_receipt(uow, event.protocol_number, info):
             return
         await self._create(
@@ -171,27 +218,31 @@ class NotificationHandlers:
             demands=(info,),
         )
 
+    @staticmethod
+    async def _fold_into_new_receipt(
+        uow: UnitOfWork, new: _NewReceipt, info: DemandInfo, demand: Mapping[str, Any]
+    ) -> None:
+        """Store the demand and add it to the receipt this transaction created."""
+        if any(d.demand_id == info.demand_id for d in new.content.demands):
+            await uow.session.execute(_ADD_DEMAND, demand)  # a copy: nothing to fold
+            return
+        new.content = new.content.model_copy(update={"demands": (*new.content.demands, info)})
+        new.demand_id = new.demand_id or info.demand_id
+        await uow.session.execute(
+            _FOLD_INTO_NEW_RECEIPT,
+            {
+                **demand,
+                "message_id": new.message_id,
+                "content": new.content.model_dump(mode="json"),
+                "receipt_demand_id": new.demand_id,
+                "now": uow.clock.now(),
+            },
+        )
+
     async def _fold_into_receipt(
         self, uow: UnitOfWork, protocol_number: str, info: DemandInfo
     ) -> bool:
-        """Add the demand to the contact's receipt if no channel has tried it yet."""
-        new = self._new_receipts.get(uow, {}).get(protocol_number)
-        if new is not None:
-            if all(d.demand_id != info.demand_id for d in new.content.demands):
-                new.content = new.content.model_copy(
-                    update={"demands": (*new.content.demands, info)}
-                )
-                new.demand_id = new.demand_id or info.demand_id
-                await uow.session.execute(
-                    messages.update()
-                    .where(messages.c.id == new.message_id)
-                    .values(
-                        content=new.content.model_dump(mode="json"),
-                        demand_id=new.demand_id,
-                        updated_at=uow.clock.now(),
-                    )
-                )
-            return True
+        """Add the demand to the contact's stored receipt if no channel has tried it yet."""
         receipt = (
             await uow.session.execute(
                 sa.select(messages.c.id, messages.c.content, messages.c.demand_id)
@@ -287,9 +338,10 @@ class NotificationHandlers:
         answer: AnswerInfo | None = None,
         access: AccessInfo | None = None,
         protocol: Mapping[str, Any] | None = None,
+        operator: tuple[str, Policy] | None = None,
     ) -> None:
-        """Create a message about a protocol (``protocol``: its row, when the caller has
-        it at hand)."""
+        """Create a message about a protocol (``protocol``: its row, and ``operator``: its
+        operator's name and policy, when the caller has them at hand)."""
         if protocol is None:
             stored = (
                 (
@@ -308,7 +360,7 @@ class NotificationHandlers:
             )
             return
         ans = protocol["ans_registry"]
-        operator = await self.rt.operator(uow, ans)
+        operator = operator or await self.rt.operator(uow, ans)
         if operator is None:
             raise OperatorUnknown("the operator's registration has not arrived yet")
         name, policy = operator

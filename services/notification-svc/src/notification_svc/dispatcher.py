@@ -3,9 +3,10 @@
 A tick claims due deliveries of messages still pending (``FOR UPDATE SKIP LOCKED``, so
 replicas share the work) and marks them ``sending`` with a lease and a lease token, in a
 short transaction. The provider calls then run concurrently, outside any transaction,
-each with its own timeout. Their outcomes are recorded in transactions of
-``RECORD_CHUNK``, the accepted ones of a chunk in one statement, and only under the claim
-that made the call (the token).
+each with its own timeout. Their outcomes are recorded as the calls end (each record
+takes every call that ended meanwhile), in transactions of ``RECORD_CHUNK``, the accepted
+ones of a chunk in one statement, and only under the claim that made the call (the
+token).
 
 The lease outlasts the longest a tick can take. A worker that dies between the call and
 the record leaves the delivery ``sending``: when its lease ends another tick sends it
@@ -163,11 +164,33 @@ class Dispatcher:
                 ans: await self.rt.policy(uow, ans) for ans in {r["ans_registry"] for r in rows}
             }
             await uow.commit()
-        outcomes = await asyncio.gather(
-            *(self._send(row, policies[row["ans_registry"]]) for row in rows)
-        )
-        await self._record(outcomes)
+        calls = [
+            asyncio.ensure_future(self._send(row, policies[row["ans_registry"]])) for row in rows
+        ]
+        await self._record_as_they_end(calls)
         return len(rows)
+
+    async def _record_as_they_end(self, calls: Sequence[asyncio.Future[Outcome]]) -> None:
+        """Record the calls' outcomes while the others still run: each record takes every
+        call that ended meanwhile. Waiting for the slowest call of the tick let most
+        providers' callbacks beat the record of their send (they were then stored, and
+        applied by the record or the fallback timer, a few statements each)."""
+        running = set(calls)
+        try:
+            while running:
+                ended, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                outcomes = [call.result() for call in ended]
+                try:
+                    await self._record(outcomes)
+                except Exception as exc:  # a bug: the other calls' outcomes still count
+                    UNRECORDED.inc(len(outcomes))
+                    log.error(
+                        "provider outcomes not recorded",
+                        extra={"outcomes": len(outcomes), "error_type": type(exc).__name__},
+                    )
+        finally:
+            for call in running:  # cancelled (the worker is killed): resent after their lease
+                call.cancel()
 
     async def _send(self, row: Any, policy: Policy) -> Outcome:
         """Call the delivery's current provider; never raises (an adapter bug included)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,13 +53,18 @@ class Runtime:
     async def operator(self, uow: UnitOfWork, ans_registry: str) -> tuple[str, Policy] | None:
         """The operator's name and sending policy, in one round trip; None before its
         ``operator.upserted`` arrived."""
-        row = (await uow.session.execute(_OPERATOR, {"ans": ans_registry})).first()
+        row = (await uow.session.execute(OPERATOR, {"ans": ans_registry})).first()
+        return self.operator_from(row)
+
+    def operator_from(self, row: Any) -> tuple[str, Policy] | None:
+        """The operator's name and sending policy from a row of ``OPERATOR`` (None: no row)."""
         if row is None:
             return None
         return row.name, build_policy(self.settings, row.profile, self.providers)
 
 
-_OPERATOR = (
+# An operator's name and profile (bound parameter ``ans``).
+OPERATOR = (
     sa.select(operators.c.name, profiles.c.profile)
     .select_from(operators.outerjoin(profiles, profiles.c.ans_registry == operators.c.ans_registry))
     .where(operators.c.ans_registry == sa.bindparam("ans"))
