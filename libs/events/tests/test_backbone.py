@@ -618,6 +618,43 @@ async def test_after_commit_actions_run_once_and_only_if_the_unit_commits(
     assert ran == ["committed"]
 
 
+async def test_before_commit_actions_write_and_publish_in_the_transaction(
+    backbone: Backbone,
+) -> None:
+    """Actions registered with ``before_commit`` run at the commit, in order, before the
+    outbox is written, so what they publish goes out with the transaction; one that
+    fails fails the commit, and nothing of the transaction is kept."""
+    ran: list[int] = []
+
+    async def publish(n: int) -> None:
+        ran.append(n)
+        uow.publish(backbone.model(key="bc", n=n))
+
+    async with backbone.uow() as uow:
+        uow.publish(backbone.model(key="bc", n=1))
+        uow.before_commit(lambda: publish(2))
+        uow.before_commit(lambda: publish(3))
+        assert ran == []
+        await uow.commit()
+    assert ran == [2, 3]
+
+    async def fail() -> None:
+        raise RuntimeError("cannot write what the handlers gathered")
+
+    async with backbone.uow() as uow:
+        uow.publish(backbone.model(key="bc", n=4))
+        uow.before_commit(fail)
+        with pytest.raises(RuntimeError):
+            await uow.commit()
+    async with backbone.sessions() as s:
+        payloads = (
+            (await s.execute(sa.text("SELECT payload FROM outbox WHERE key = 'bc' ORDER BY id")))
+            .scalars()
+            .all()
+        )
+    assert [p["n"] for p in payloads] == [1, 2, 3]
+
+
 async def test_a_failed_savepoint_drops_its_events_and_keeps_the_rest(backbone: Backbone) -> None:
     counted: list[int] = []
     async with backbone.uow() as uow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -97,10 +98,10 @@ async def handle(rt: Runtime, event: Event) -> list[str]:
     handler = RetentionHandlers(rt).handlers()[event.event_type]
     envelope = make_envelope(event, source="protocol-svc", time=rt.clock.now())
     async with rt.uow() as uow:
+        uow.cause = envelope
         await handler(event, envelope, uow)
-        published = [e.type for e in uow.published]
         await uow.commit()
-    return published
+    return [e.type for e in uow.published]
 
 
 async def schedule(rt: Runtime, number: str) -> dict[str, Any]:
@@ -156,17 +157,18 @@ async def handle_together(rt: Runtime, *events: Event) -> list[str]:
     async with rt.uow() as uow:
         for event in events:
             envelope = make_envelope(event, source="protocol-svc", time=rt.clock.now())
+            uow.cause = envelope
             await handlers[event.event_type](event, envelope, uow)
-        published = [e.type for e in uow.published]
         await uow.commit()
-    return published
+    return [e.type for e in uow.published]
 
 
 async def test_a_contact_and_its_events_in_one_transaction_schedule_as_one_by_one(
     runtime: Runtime, clock: ManualClock
 ) -> None:
-    """What the contact's handler kept serves its demands in the same transaction; an
-    answer there reads the database again, and the schedule ends as if handled apart."""
+    """A contact and its demands in one poll are written and announced once, when the
+    transaction commits (reason ``contact``, the demands counted); an answer in the same
+    poll reads them back; the schedule ends as if each event was handled apart."""
     now = clock.now()
     together, apart = opened(operator(), now), opened(operator(), now)
     later = now + timedelta(days=3)
@@ -174,19 +176,73 @@ async def test_a_contact_and_its_events_in_one_transaction_schedule_as_one_by_on
     published = await handle_together(
         runtime, together, first, second, answered(first, later), registered(together, later)
     )
-    # the contact, then its first demand; with another demand open nothing else moves
-    assert published == ["retention.scheduled"] * 2
+    # the contact with its demands; with another demand open nothing else moves
+    assert published == ["retention.scheduled"]
     a_first, a_second = registered(apart, now), registered(apart, now)
     published_apart = []
     for event in (apart, a_first, a_second, answered(a_first, later), registered(apart, later)):
         published_apart += await handle(runtime, event)
-    assert published_apart == published
+    assert published_apart == ["retention.scheduled"] * 2  # the contact, then a demand
     assert await schedule(runtime, together.protocol_number) == await schedule(
         runtime, apart.protocol_number
     )
     ends = await schedule(runtime, together.protocol_number)
     assert ends["recording"] == now + timedelta(days=90)
     assert ends["protocol_record"] is None  # two demands still open
+
+
+async def test_the_contacts_of_a_poll_are_written_in_three_statements(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """Protocols, demands and schedules of every contact opened in a transaction go in one
+    statement each; each contact's announcement names its own contact as its cause."""
+    now = clock.now()
+    contacts = [opened(operator(), now) for _ in range(6)]
+    events: list[Event] = []
+    for contact in contacts:
+        events += [contact, registered(contact, now)]
+    handlers = RetentionHandlers(runtime).handlers()
+    statements: list[str] = []
+    envelopes = {}
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.extend(re.findall(r"INSERT INTO (\w+)", statement))
+
+    async with runtime.uow() as uow:
+        for event in events:
+            envelope = make_envelope(event, source="protocol-svc", time=clock.now())
+            envelopes[event.event_type, getattr(event, "protocol_number", "")] = envelope
+            uow.cause = envelope
+            await handlers[event.event_type](event, envelope, uow)
+        assert uow.published == []  # nothing written or announced before the commit
+        engine = uow.session.bind.sync_engine  # type: ignore[union-attr]
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            await uow.commit()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+    assert statements == ["protocols", "demands", "schedules", "outbox"]
+    assert len(uow.published) == len(contacts)
+    for envelope in uow.published:
+        cause = envelopes["protocol.opened", envelope.subject]
+        assert envelope.data["reason"] == "contact"
+        assert envelope.causation_id == str(cause.id)
+    for contact in contacts:
+        assert (await schedule(runtime, contact.protocol_number))["protocol_record"] is None
+
+
+async def test_a_contact_known_already_keeps_its_schedule_and_counts_new_demands(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    """The contact redelivered under another event id, with a new demand, in one poll: the
+    protocol is not written again; the demand moves the stored schedule."""
+    now = clock.now()
+    contact = opened(operator(), now)
+    assert await handle(runtime, contact) == ["retention.scheduled"]
+    assert (await schedule(runtime, contact.protocol_number))["protocol_record"] is not None
+    published = await handle_together(runtime, contact, registered(contact, now))
+    assert published == ["retention.scheduled"]
+    assert (await schedule(runtime, contact.protocol_number))["protocol_record"] is None
 
 
 async def test_events_of_an_unknown_protocol_are_refused(

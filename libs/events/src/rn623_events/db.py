@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
@@ -123,6 +123,25 @@ def insert_params(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
     return dict(values)
 
 
+def rows_from_arrays(table: sa.Table, columns: Sequence[str]) -> sa.Subquery:
+    """A subquery of any number of rows of ``table``'s ``columns``, from parallel array
+    parameters ``v_<column>`` (see ``array_params``): one round trip and one statement
+    shape for a batch of any size, so it is prepared once."""
+    return sa.select(
+        *(
+            sa.func.unnest(sa.cast(sa.bindparam(f"v_{name}"), ARRAY(table.c[name].type))).label(
+                name
+            )
+            for name in columns
+        )
+    ).subquery()
+
+
+def array_params(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of ``rows_from_arrays`` for ``rows`` (each holding every column)."""
+    return {f"v_{name}": [row[name] for row in rows] for name in columns}
+
+
 def outbox_row(envelope: Envelope) -> dict[str, Any]:
     """Return the outbox row that will publish ``envelope``."""
     return {
@@ -193,6 +212,7 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self.published: list[Envelope] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
         self._held: list[asyncio.Lock] = []
 
     @property
@@ -207,6 +227,7 @@ class UnitOfWork:
         await self._session.begin()
         self.published = []
         self._after_commit = []
+        self._before_commit = []
         return self
 
     async def __aexit__(
@@ -274,8 +295,17 @@ class UnitOfWork:
         business metric exactly once when a handler is retried."""
         self._after_commit.append(action)
 
+    def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Await ``action`` in the transaction when it commits, before its events are
+        written (it may publish more): for writes a handler gathers across the events of
+        one transaction, to make them in one statement. A failing action fails the commit."""
+        self._before_commit.append(action)
+
     async def commit(self) -> None:
-        """Write the staged events to the outbox and commit the transaction."""
+        """Run the ``before_commit`` actions, write the staged events to the outbox and
+        commit the transaction."""
+        while self._before_commit:
+            await self._before_commit.pop(0)()
         if self.published:
             await self.session.execute(_OUTBOX_INSERT, _outbox_params(self.published))
         await self.session.commit()

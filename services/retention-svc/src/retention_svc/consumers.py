@@ -18,8 +18,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -52,6 +53,7 @@ from rn623_events.contracts.retention import (
 )
 from rn623_events.db import UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import Envelope
 from rn623_events.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -76,12 +78,13 @@ RECORDS_DISPOSED = Counter(
 
 @dataclass
 class _Opened:
-    """A protocol opened in the running transaction, as its handlers left it: the next
-    events of the same poll need not read it back."""
+    """A protocol opened in the running transaction and not written yet: the events of
+    the same poll add its demands, and the transaction writes every such protocol, its
+    demands and its first schedule in three statements before it commits."""
 
     protocol: dict[str, Any]
-    demands: set[uuid.UUID]
-    schedule: dict[str, Mapping[str, Any]]
+    cause: Envelope | None
+    demands: list[uuid.UUID] = field(default_factory=list)
 
 
 class RetentionHandlers:
@@ -89,8 +92,8 @@ class RetentionHandlers:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        # protocols opened in each open unit of work (protocol-svc publishes a contact and
-        # its demand together, so one poll usually brings both)
+        # protocols opened in each open unit of work, not written yet (protocol-svc
+        # publishes a contact and its demand together, so one poll usually brings both)
         self._opened: WeakKeyDictionary[UnitOfWork, dict[str, _Opened]] = WeakKeyDictionary()
         # certifications of this process's transactions (the consumer's lanes), one
         # transaction at a time: each holds the chain heads it took until it commits
@@ -107,40 +110,68 @@ class RetentionHandlers:
         }
 
     async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
-        """Record the contact and schedule the protocol's records."""
-        protocol = {
-            "protocol_number": event.protocol_number,
-            "ans_registry": event.ans_registry,
-            "timezone": event.timezone,
-            "beneficiary_key": self._beneficiary_key(event.ans_registry, event.beneficiary),
-            "contact_at": event.opened_at,
-            "complaint_at": None,
-            "updated_at": self.rt.clock.now(),
-        }
-        if await repo.insert_protocol(uow.session, protocol):
-            # a new protocol has no demands, complaints or schedule yet: nothing to read
-            schedule = await self._reschedule(uow, protocol, "contact", answers=[], current={})
-            opened = _Opened(protocol, set(), schedule)
-            self._opened.setdefault(uow, {})[event.protocol_number] = opened
+        """Record the contact and schedule the protocol's records (when the transaction
+        commits, with the other contacts of the poll: ``_write_opened``)."""
+        opened = self._opened.get(uow)
+        if opened is None:
+            opened = self._opened[uow] = {}
+            uow.before_commit(partial(self._write_opened, uow))
+        if event.protocol_number in opened:
+            return  # a copy of the contact under another event id
+        opened[event.protocol_number] = _Opened(
+            {
+                "protocol_number": event.protocol_number,
+                "ans_registry": event.ans_registry,
+                "timezone": event.timezone,
+                "beneficiary_key": self._beneficiary_key(event.ans_registry, event.beneficiary),
+                "contact_at": event.opened_at,
+                "complaint_at": None,
+                "updated_at": self.rt.clock.now(),
+            },
+            uow.cause,
+        )
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """An open demand: the records counted from the resolution wait for its answer."""
         opened = self._opened.get(uow, {}).get(event.protocol_number)
-        if opened is None:
-            protocol = await self._protocol(uow, event.protocol_number)
-            await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
-            await self._reschedule(uow, protocol, "demand_registered")
+        if opened is not None:  # opened in this transaction: scheduled with it
+            if event.demand_id not in opened.demands:
+                opened.demands.append(event.demand_id)
             return
-        # opened in this transaction (its row is ours): every demand of it is open
-        await repo.add_demand(uow.session, event.demand_id, event.protocol_number)
-        opened.demands.add(event.demand_id)
-        opened.schedule = await self._reschedule(
-            uow,
-            opened.protocol,
-            "demand_registered",
-            answers=[None] * len(opened.demands),
-            current=opened.schedule,
+        protocol = await self._protocol(uow, event.protocol_number)
+        await repo.add_demands(uow.session, [(event.demand_id, event.protocol_number)])
+        await self._reschedule(uow, protocol, "demand_registered")
+
+    async def _write_opened(self, uow: UnitOfWork) -> None:
+        """Write the protocols opened in this transaction and not written yet: their rows,
+        their demands and their first schedules, three statements for them all, and one
+        ``retention.scheduled`` each (reason ``contact``, its demands counted)."""
+        opened = self._opened.pop(uow, {})
+        if not opened:
+            return
+        new = await repo.insert_protocols(uow.session, [o.protocol for o in opened.values()])
+        await repo.add_demands(
+            uow.session, [(d, number) for number, o in opened.items() for d in o.demands]
         )
+        now = self.rt.clock.now()
+        rows: list[dict[str, Any]] = []
+        cause = uow.cause  # each schedule is caused by its contact; the handler's after
+        try:
+            for number, contact in opened.items():
+                uow.cause = contact.cause
+                if number not in new:  # known already: its demands move its stored schedule
+                    if contact.demands:
+                        protocol = await self._protocol(uow, number)
+                        await self._reschedule(uow, protocol, "demand_registered")
+                    continue
+                protocol = contact.protocol
+                answers = [None] * len(contact.demands)
+                ends = domain.schedule(protocol["contact_at"], answers, None)
+                rows += [_entry(protocol, name, end, now) for name, end in ends.items()]
+                self._announce(uow, protocol, "contact", ends, now)
+        finally:
+            uow.cause = cause
+        await repo.save_schedule(uow.session, rows, now)
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """An answer may resolve the protocol and start the 2-year clock."""
@@ -251,9 +282,9 @@ class RetentionHandlers:
     async def _protocol(self, uow: UnitOfWork, protocol_number: str) -> Mapping[str, Any]:
         """The protocol's facts, locked; events of one protocol follow its opening.
 
-        What changes them from here on is read back from the database by the next events
-        of the transaction too (no longer from what ``protocol_opened`` kept)."""
-        self._opened.get(uow, {}).pop(protocol_number, None)
+        The protocols opened in this transaction are written first, so it reads them
+        like any other."""
+        await self._write_opened(uow)
         protocol = await repo.lock_protocol(uow.session, protocol_number)
         if protocol is None:
             raise PermanentError("protocol_number: no protocol.opened was received for it")
@@ -264,29 +295,15 @@ class RetentionHandlers:
         uow: UnitOfWork,
         protocol: Mapping[str, Any],
         reason: ScheduleReason,
-        *,
-        answers: list[datetime | None] | None = None,
-        current: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> dict[str, Mapping[str, Any]]:
-        """Recompute the protocol's schedule; save and announce it when it changed.
-        Returns the schedule as it now stands, by record class."""
+    ) -> None:
+        """Recompute the protocol's schedule; save and announce it when it changed."""
         protocol_number = protocol["protocol_number"]
-        if answers is None:
-            answers = await repo.demand_answers(uow.session, protocol_number)
-        if current is None:
-            current = await repo.schedule_of(uow.session, protocol_number)
+        answers = await repo.demand_answers(uow.session, protocol_number)
+        current = await repo.schedule_of(uow.session, protocol_number)
         ends = domain.schedule(protocol["contact_at"], answers, protocol["complaint_at"])
         now = self.rt.clock.now()
         changed = [
-            {
-                "protocol_number": protocol_number,
-                "record_class": record_class,
-                "ans_registry": protocol["ans_registry"],
-                "retain_until": end,
-                "status": domain.RETAINED,
-                "purge_request_id": None,
-                "updated_at": now,
-            }
+            _entry(protocol, record_class, end, now)
             for record_class, end in ends.items()
             if record_class not in current
             or (
@@ -296,7 +313,7 @@ class RetentionHandlers:
             or (domain.reopened(current[record_class], end, now))
         ]
         if not changed:
-            return dict(current)
+            return
         await repo.save_schedule(uow.session, changed, now)
         reopened = {
             current[c["record_class"]]["purge_request_id"]
@@ -313,9 +330,20 @@ class RetentionHandlers:
             if record_class in kept
             or current.get(record_class, {}).get("status", domain.RETAINED) == domain.RETAINED
         }
+        self._announce(uow, protocol, reason, retained, now)
+
+    def _announce(
+        self,
+        uow: UnitOfWork,
+        protocol: Mapping[str, Any],
+        reason: ScheduleReason,
+        retained: Mapping[str, datetime | None],
+        now: datetime,
+    ) -> None:
+        """Publish the protocol's schedule (every class still retained, with its end)."""
         uow.publish(
             RetentionScheduled(
-                protocol_number=protocol_number,
+                protocol_number=protocol["protocol_number"],
                 ans_registry=protocol["ans_registry"],
                 reason=reason,
                 entries=tuple(
@@ -326,7 +354,6 @@ class RetentionHandlers:
             )
         )
         uow.after_commit(SCHEDULE_CHANGES.labels(protocol["ans_registry"], reason).inc)
-        return {**current, **{c["record_class"]: c for c in changed}}
 
     def _beneficiary_key(self, ans_registry: str, beneficiary: Beneficiary) -> str | None:
         return domain.beneficiary_key(
@@ -335,6 +362,21 @@ class RetentionHandlers:
             cpf=beneficiary.cpf,
             card_number=beneficiary.card_number,
         )
+
+
+def _entry(
+    protocol: Mapping[str, Any], record_class: str, end: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """A schedule row: ``record_class`` of ``protocol`` retained until ``end``."""
+    return {
+        "protocol_number": protocol["protocol_number"],
+        "record_class": record_class,
+        "ans_registry": protocol["ans_registry"],
+        "retain_until": end,
+        "status": domain.RETAINED,
+        "purge_request_id": None,
+        "updated_at": now,
+    }
 
 
 def event_consumer(

@@ -23,7 +23,7 @@ from retention_svc.models import (
     purge_requests,
     schedules,
 )
-from rn623_events.db import insert_params
+from rn623_events.db import array_params, insert_params, rows_from_arrays
 
 Row = Mapping[str, Any]
 
@@ -33,8 +33,6 @@ Row = Mapping[str, Any]
 
 # Statements built once, their values passed as parameters: building one with the values
 # in it (and its cache key) on every event was ~10 % of the worker's CPU under load.
-_INSERT_PROTOCOL = insert(protocols).on_conflict_do_nothing().returning(protocols.c.protocol_number)
-_ADD_DEMAND = insert(demands).on_conflict_do_nothing()
 _ANSWER_DEMAND = insert(demands).on_conflict_do_update(
     index_elements=[demands.c.demand_id],
     set_={"answered_at": insert(demands).excluded.answered_at},
@@ -42,10 +40,40 @@ _ANSWER_DEMAND = insert(demands).on_conflict_do_update(
 )
 
 
-async def insert_protocol(session: AsyncSession, values: Mapping[str, Any]) -> bool:
-    """Record a protocol's contact; False when it was already known."""
-    result = await session.execute(_INSERT_PROTOCOL, insert_params(protocols, values))
-    return result.first() is not None
+_PROTOCOL_COLUMNS = tuple(protocols.c.keys())
+_INSERT_PROTOCOLS = (
+    insert(protocols)
+    .from_select(_PROTOCOL_COLUMNS, sa.select(rows_from_arrays(protocols, _PROTOCOL_COLUMNS)))
+    .on_conflict_do_nothing()
+    .returning(protocols.c.protocol_number)
+)
+_ADD_DEMANDS = (
+    insert(demands)
+    .from_select(
+        ["demand_id", "protocol_number"],
+        sa.select(rows_from_arrays(demands, ["demand_id", "protocol_number"])),
+    )
+    .on_conflict_do_nothing()
+)
+
+
+async def insert_protocols(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Record protocols' contacts in one statement; the numbers not known before."""
+    if not rows:
+        return set()
+    for row in rows:
+        insert_params(protocols, row)  # refuses a key that is not a column
+    result = await session.execute(_INSERT_PROTOCOLS, array_params(_PROTOCOL_COLUMNS, rows))
+    return {number for (number,) in result}
+
+
+async def add_demands(session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, str]]) -> None:
+    """Record open demands, as (demand id, protocol number), in one statement (idempotent)."""
+    if pairs:
+        await session.execute(
+            _ADD_DEMANDS,
+            {"v_demand_id": [d for d, _ in pairs], "v_protocol_number": [n for _, n in pairs]},
+        )
 
 
 async def lock_protocol(session: AsyncSession, protocol_number: str) -> Row | None:
@@ -55,14 +83,6 @@ async def lock_protocol(session: AsyncSession, protocol_number: str) -> Row | No
     )
     row = result.mappings().first()
     return dict(row) if row is not None else None
-
-
-async def add_demand(session: AsyncSession, demand_id: uuid.UUID, protocol_number: str) -> None:
-    """Record an open demand of a protocol (idempotent)."""
-    await session.execute(
-        _ADD_DEMAND,
-        {"demand_id": demand_id, "protocol_number": protocol_number, "answered_at": None},
-    )
 
 
 async def answer_demand(
@@ -111,36 +131,27 @@ async def save_schedule(
     refuses such a purge). Disposed entries never come back."""
     if not rows:
         return
-    params: dict[str, Any] = {
-        f"v_{name}": [row[name] for row in rows] for name, _ in _SCHEDULE_COLUMNS
-    }
-    await session.execute(_SAVE_SCHEDULE, {**params, "now": now})
+    await session.execute(_SAVE_SCHEDULE, {**array_params(_SCHEDULE_COLUMNS, rows), "now": now})
 
 
 # One statement shape whatever the number of rows (parallel arrays), so SQLAlchemy
 # compiles it once instead of a multi-row VALUES statement on every call.
-_SCHEDULE_COLUMNS: tuple[tuple[str, Any], ...] = (
-    ("protocol_number", sa.Text),
-    ("record_class", sa.Text),
-    ("ans_registry", sa.Text),
-    ("retain_until", sa.DateTime(timezone=True)),
-    ("status", sa.Text),
-    ("purge_request_id", sa.Uuid),
-    ("updated_at", sa.DateTime(timezone=True)),
+_SCHEDULE_COLUMNS = (
+    "protocol_number",
+    "record_class",
+    "ans_registry",
+    "retain_until",
+    "status",
+    "purge_request_id",
+    "updated_at",
 )
 
 
 def _save_schedule_statement() -> Any:
     """The upsert of ``save_schedule`` over parallel arrays, built once: building it per
     call (and its cache key) cost more than running it."""
-    values = sa.select(
-        *(
-            sa.func.unnest(sa.cast(sa.bindparam(f"v_{name}"), ARRAY(kind))).label(name)
-            for name, kind in _SCHEDULE_COLUMNS
-        )
-    ).subquery()
     statement = insert(schedules).from_select(
-        [name for name, _ in _SCHEDULE_COLUMNS], sa.select(values)
+        _SCHEDULE_COLUMNS, sa.select(rows_from_arrays(schedules, _SCHEDULE_COLUMNS))
     )
     excluded = statement.excluded
     now = sa.bindparam("now", type_=sa.DateTime(timezone=True))
