@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -513,6 +513,63 @@ async def test_a_callback_stored_before_the_send_was_recorded_is_applied(h: Harn
     h.clock.advance(timedelta(seconds=301))
     assert await FallbackTimer(h.rt).tick() == 0  # proven: no fallback
     assert len((await h.message(number))["deliveries"]) == 1
+
+
+async def test_callbacks_that_beat_the_record_of_their_sends_are_applied_by_it(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The providers' callbacks reached the webhook before the sends were recorded (the
+    webhook stores them): the record applies them, for every send of its chunk at once,
+    each in order ("delivered" then "read" both count), and nothing is left to sweep."""
+    h.fault("meta", "no_callback", count=3)
+    numbers = [protocol_number() for _ in range(3)]
+    for number in numbers:
+        await h.handle(opened(ANS, number, h.clock.now()))
+    dispatcher = Dispatcher(h.rt)
+    record = dispatcher._record
+    early: dict[str, list[str]] = {}
+    records: list[int] = []
+
+    async def callbacks_first(outcomes: Sequence[Outcome]) -> None:
+        records.append(len(outcomes))
+        for index, outcome in enumerate(outcomes):
+            statuses = ["sent", "delivered"] + (["read"] if index % 2 == 0 else [])
+            early[outcome.provider_message_id or ""] = statuses
+            updates = [StatusUpdate(outcome.provider_message_id or "", s) for s in statuses]
+            assert await webhooks.apply_callbacks(h.rt, "meta", updates) == 0  # stored
+        engine = h.rt.sessions.kw["bind"].sync_engine
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            await record(outcomes)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "callbacks" in statement:
+            statements.append(statement.split()[0])
+
+    monkeypatch.setattr(dispatcher, "_record", callbacks_first)
+    assert await dispatcher.tick() == 3
+    assert sum(records) == 3
+    assert statements == ["SELECT", "UPDATE"] * len(records)  # for each chunk, whatever its size
+    for number in numbers:
+        found = await h.message(number)
+        whatsapp = found["deliveries"][0]
+        assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+        expected = "read" if "read" in early[whatsapp["provider_message_id"]] else "delivered"
+        assert whatsapp["status"] == expected
+    async with h.rt.sessions() as session:
+        unapplied = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(callbacks)
+            .where(
+                callbacks.c.provider_message_id.in_(list(early)), callbacks.c.applied_at.is_(None)
+            )
+        )
+    assert unapplied == 0
+    assert await FallbackTimer(h.rt).sweep_callbacks() == 0
 
 
 async def whatsapp_unproven_sms_queued(h: Harness) -> str:

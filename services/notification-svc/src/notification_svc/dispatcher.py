@@ -308,7 +308,7 @@ class Dispatcher:
         """Record every accepted call of a chunk at once (the common case), then apply
         the callbacks that beat the record."""
         accepted = [o for o in ordered if _accepted(o)]
-        waiting = await lifecycle.callbacks_waiting(
+        stored = await lifecycle.stored_callbacks(
             uow, [(o.provider, o.provider_message_id or "") for o in accepted]
         )
         rows = await lifecycle.deliveries_for_update(uow, [o.delivery_id for o in accepted])
@@ -325,11 +325,20 @@ class Dispatcher:
             )
             recorded.append((item, policy))
         await lifecycle.record_sent(uow, [item for item, _ in recorded])
-        for item, policy in recorded:
-            if (item.provider, item.provider_message_id) in waiting:
-                await lifecycle.apply_stored_callbacks(
-                    uow, item.row["id"], item.provider, item.provider_message_id, policy
-                )
+        beaten = [
+            (item, policy)
+            for item, policy in recorded
+            if (item.provider, item.provider_message_id) in stored
+        ]
+        if beaten:  # as the record left them
+            now = await lifecycle.deliveries_for_update(uow, [i.row["id"] for i, _ in beaten])
+            await lifecycle.apply_stored_callbacks(
+                uow,
+                [
+                    (now.get(item.row["id"]), stored[item.provider, item.provider_message_id], p)
+                    for item, p in beaten
+                ],
+            )
 
     async def _record_guarded(
         self,
@@ -476,13 +485,17 @@ class FallbackTimer:
                 )
             ).all()
             policies: dict[str, Policy] = {}
+            locked: list[tuple[dict[str, Any], tuple[str, str], Policy]] = []
             for found_row in sorted(found, key=lambda f: (f.message_id, f.id)):
                 row = await lifecycle.delivery_for_update(uow, found_row.id)
-                if row is None:
-                    continue
-                policy = await _policy(self.rt, uow, found_row.ans_registry, policies)
-                await lifecycle.apply_stored_callbacks(
-                    uow, found_row.id, found_row.provider, found_row.provider_message_id, policy
-                )
+                if row is not None:
+                    policy = await _policy(self.rt, uow, found_row.ans_registry, policies)
+                    key = (found_row.provider, found_row.provider_message_id)
+                    locked.append((row, key, policy))
+            stored = await lifecycle.stored_callbacks(uow, [key for _, key, _ in locked])
+            await lifecycle.apply_stored_callbacks(
+                uow,
+                [(row, stored[key], policy) for row, key, policy in locked if key in stored],
+            )
             await uow.commit()
         return len(found)

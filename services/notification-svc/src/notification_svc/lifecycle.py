@@ -373,45 +373,22 @@ async def record_sent(uow: UnitOfWork, accepted: Sequence[Accepted]) -> None:
         uow.after_commit(SENT.labels(item.row["channel"], item.provider).inc)
 
 
-async def callbacks_waiting(
+async def stored_callbacks(
     uow: UnitOfWork, keys: Iterable[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Which (provider, provider message id) pairs have callbacks stored unapplied."""
-    wanted = list(keys)
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The callbacks stored unapplied for (provider, provider message id) pairs, oldest
+    first, locked (those another transaction holds are skipped: it applies them)."""
+    wanted = set(keys)
     if not wanted:
-        return set()
-    rows = await uow.session.execute(
-        sa.select(callbacks.c.provider, callbacks.c.provider_message_id)
-        .distinct()
-        .where(
-            callbacks.c.applied_at.is_(None),
-            callbacks.c.provider.in_({provider for provider, _ in wanted}),
-            callbacks.c.provider_message_id.in_([pmid for _, pmid in wanted]),
-        )
-    )
-    stored = {(row.provider, row.provider_message_id) for row in rows}
-    return stored & set(wanted)
-
-
-async def apply_stored_callbacks(
-    uow: UnitOfWork,
-    delivery_id: uuid.UUID,
-    provider: str,
-    provider_message_id: str,
-    policy: Policy,
-) -> int:
-    """Apply the callbacks stored for a delivery before it was known; return how many.
-
-    The caller holds the lock of the delivery's message."""
-    now = uow.clock.now()
-    pending = (
+        return {}
+    rows = (
         (
             await uow.session.execute(
                 sa.select(callbacks)
                 .where(
-                    callbacks.c.provider == provider,
-                    callbacks.c.provider_message_id == provider_message_id,
                     callbacks.c.applied_at.is_(None),
+                    callbacks.c.provider.in_({provider for provider, _ in wanted}),
+                    callbacks.c.provider_message_id.in_([pmid for _, pmid in wanted]),
                 )
                 .order_by(callbacks.c.id)
                 .with_for_update(skip_locked=True)
@@ -420,23 +397,41 @@ async def apply_stored_callbacks(
         .mappings()
         .all()
     )
-    if not pending:
-        return 0
-    row = await delivery_for_update(uow, delivery_id, message_locked=True)
-    for callback in pending:
-        if row is None or not domain.advances(row["status"], callback["status"]):
-            continue  # a status it is past already (most "sent" callbacks): nothing to do
-        update = StatusUpdate(
-            provider_message_id, callback["status"], callback["at"], callback["error_code"]
+    stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["provider"], row["provider_message_id"])
+        if key in wanted:
+            stored.setdefault(key, []).append(dict(row))
+    return stored
+
+
+async def apply_stored_callbacks(
+    uow: UnitOfWork,
+    waiting: Sequence[tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]], Policy]],
+) -> int:
+    """Apply callbacks stored before their delivery was known and mark them applied (one
+    statement for all); return how many. ``waiting`` holds, per delivery, its row as it
+    now stands (None: purged), its callbacks oldest first (``stored_callbacks``) and its
+    operator's policy. The caller holds the deliveries' messages' locks."""
+    for row, pending, policy in waiting:
+        for index, callback in enumerate(pending):
+            if row is None or not domain.advances(row["status"], callback["status"]):
+                continue  # a status it is past already (most "sent" callbacks): nothing to do
+            update = StatusUpdate(
+                callback["provider_message_id"],
+                callback["status"],
+                callback["at"],
+                callback["error_code"],
+            )
+            await apply_status(uow, row, update, source="webhook", policy=policy)
+            if index + 1 < len(pending):  # the next one is judged on the row as it now is
+                row = await delivery_for_update(uow, row["id"], message_locked=True)
+    applied = [callback["id"] for _, pending, _ in waiting for callback in pending]
+    if applied:
+        await uow.session.execute(
+            callbacks.update().where(callbacks.c.id.in_(applied)).values(applied_at=uow.clock.now())
         )
-        await apply_status(uow, row, update, source="webhook", policy=policy)
-        row = await delivery_for_update(uow, delivery_id, message_locked=True)
-    await uow.session.execute(
-        callbacks.update()
-        .where(callbacks.c.id.in_([callback["id"] for callback in pending]))
-        .values(applied_at=now)
-    )
-    return len(pending)
+    return len(applied)
 
 
 async def record_retry(
