@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections import defaultdict
 from dataclasses import replace
@@ -411,6 +412,40 @@ async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_onc
     assert calls[8] == 3
     dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
     assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"handler_error"]
+
+
+async def test_a_gathered_write_failing_at_commit_costs_a_few_transactions_not_one_per_event(
+    backbone: Backbone,
+) -> None:
+    """Handlers gather their writes for the commit (``before_commit``); one event's data
+    breaks that write. The run is halved until the bad event is alone: it alone is
+    dead-lettered, every other event takes effect once and in order, and it takes a
+    handful of transactions, not one per event before it."""
+    gathered: dict[int, list[tuple[Event, Envelope]]] = {}
+    commits: list[int] = []
+
+    async def write_gathered(uow: UnitOfWork) -> None:
+        items = gathered.pop(id(uow))
+        commits.append(len(items))
+        if any(getattr(event, "n", 0) == 150 for event, _ in items):
+            raise ValueError("a value the gathered insert refuses")
+        for event, envelope in items:
+            await record_effect(event, envelope, uow)
+
+    async def gather(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if id(uow) not in gathered:
+            gathered[id(uow)] = []
+            uow.before_commit(functools.partial(write_gathered, uow))
+        gathered[id(uow)].append((event, envelope))
+
+    records = [_polled(backbone, 0, n, "gathered", n) for n in range(1, 201)]
+    runner = backbone.consumer("c-gathered", handler=gather, max_attempts=2)
+    await runner.process_records(records)
+    rows = await backbone.effect_rows()
+    assert [r.n for r in rows] == [n for n in range(1, 201) if n != 150]
+    dead = await _read_all(backbone.kafka.bootstrap_servers, backbone.dlq_topic, 1)
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"handler_error"]
+    assert len(commits) <= 30, commits  # one per event before it would be ~150
 
 
 @pytest.mark.parametrize("mode", ["per_event", "batch"])

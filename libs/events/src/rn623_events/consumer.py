@@ -168,6 +168,12 @@ class _RunFailedAt(Exception):
         self.index = index
 
 
+class _CommitFailed(Exception):
+    """The commit of a shared-transaction run failed for a reason of the events' own (a
+    write the handlers gathered for the commit, ``UnitOfWork.before_commit``): which
+    event is at fault is not known."""
+
+
 @dataclass
 class _Failure:
     reason: str
@@ -446,8 +452,11 @@ class ConsumerRunner:
         The inbox claims of the whole run are one statement. If the handler of the k-th
         event fails, the transaction is rolled back and the k events before it are
         handled again and committed without it (handlers must not act outside their
-        transaction, which retries require anyway). A conflict or a lost connection
-        aborts the transaction itself: then the first event takes the per-event path.
+        transaction, which retries require anyway). If the commit itself fails for the
+        events' own reason (a write gathered for the commit), the first half of the run is
+        tried again, and so on: a bad event costs a few transactions, not one per event
+        before it. A conflict or a lost connection aborts the transaction itself: then the
+        first event takes the per-event path.
         """
         items = [(envelope, event) for _, envelope, event, _ in run if envelope is not None]
         upto, handler_failed = len(items), False
@@ -456,6 +465,8 @@ class ConsumerRunner:
                 return await self._commit_run(items[:upto]), handler_failed
             except _RunFailedAt as failed:
                 upto, handler_failed = failed.index, True
+            except _CommitFailed:
+                upto //= 2
             except Exception as exc:  # the transaction itself failed: nothing was committed
                 if is_transaction_conflict(exc):
                     CONFLICTS.labels(self.name).inc()
@@ -487,7 +498,12 @@ class ConsumerRunner:
                         raise  # the transaction itself is gone: nothing can be committed
                     raise _RunFailedAt(index) from exc
                 counts[envelope.type] = counts.get(envelope.type, 0) + 1
-            await uow.commit()
+            try:
+                await uow.commit()
+            except Exception as exc:
+                if is_infrastructure_error(exc) or is_transaction_conflict(exc):
+                    raise
+                raise _CommitFailed from exc
         for event_type, count in counts.items():
             PROCESSED.labels(self.name, event_type).inc(count)
         return len(items)

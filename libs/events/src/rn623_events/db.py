@@ -298,7 +298,10 @@ class UnitOfWork:
     def before_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Await ``action`` in the transaction when it commits, before its events are
         written (it may publish more): for writes a handler gathers across the events of
-        one transaction, to make them in one statement. A failing action fails the commit."""
+        one transaction, to make them in one statement. A failing action fails the commit
+        (the consumer runner then narrows the run down to the event at fault). A savepoint
+        rolled back does not drop an action, nor undo what it wrote early: never write
+        gathered work inside a savepoint."""
         self._before_commit.append(action)
 
     async def commit(self) -> None:
