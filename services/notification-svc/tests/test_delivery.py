@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from notification_svc import lifecycle, webhooks
 from notification_svc.consumers import NotificationHandlers
 from notification_svc.dispatcher import Dispatcher, FallbackTimer, Outcome
-from notification_svc.models import callbacks, deliveries, delivery_events, messages
+from notification_svc.models import callbacks, deliveries, delivery_events, messages, protocols
 from notification_svc.provider_setup import build_providers
 from notification_svc.providers.base import ProviderError, StatusUpdate
 from notification_svc.runtime import Runtime
@@ -527,39 +527,43 @@ async def test_callbacks_that_beat_the_record_of_their_sends_are_applied_by_it(
         await h.handle(opened(ANS, number, h.clock.now()))
     dispatcher = Dispatcher(h.rt)
     record = dispatcher._record
+    made: list[Outcome] = []
+
+    async def hold(outcomes: Sequence[Outcome]) -> None:
+        made.extend(outcomes)
+
+    monkeypatch.setattr(dispatcher, "_record", hold)
+    assert await dispatcher.tick() == 3  # the calls are made; their record waits
     early: dict[str, list[str]] = {}
-    records: list[int] = []
-
-    async def callbacks_first(outcomes: Sequence[Outcome]) -> None:
-        records.append(len(outcomes))
-        for index, outcome in enumerate(outcomes):
-            statuses = ["sent", "delivered"] + (["read"] if index % 2 == 0 else [])
-            early[outcome.provider_message_id or ""] = statuses
-            updates = [StatusUpdate(outcome.provider_message_id or "", s) for s in statuses]
-            assert await webhooks.apply_callbacks(h.rt, "meta", updates) == 0  # stored
-        engine = h.rt.sessions.kw["bind"].sync_engine
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
-            await record(outcomes)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
-
+    for index, outcome in enumerate(made):
+        statuses = ["sent", "delivered"] + (["read"] if index % 2 == 0 else [])
+        early[outcome.provider_message_id or ""] = statuses
+        updates = [StatusUpdate(outcome.provider_message_id or "", s) for s in statuses]
+        assert await webhooks.apply_callbacks(h.rt, "meta", updates) == 0  # stored
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "callbacks" in statement:
             statements.append(statement.split()[0])
 
-    monkeypatch.setattr(dispatcher, "_record", callbacks_first)
-    assert await dispatcher.tick() == 3
-    assert sum(records) == 3
-    assert statements == ["SELECT", "UPDATE"] * len(records)  # for each chunk, whatever its size
+    engine = h.rt.sessions.kw["bind"].sync_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        await record(made)  # one chunk
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert statements == ["SELECT", "UPDATE"]
     for number in numbers:
         found = await h.message(number)
         whatsapp = found["deliveries"][0]
         assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
         expected = "read" if "read" in early[whatsapp["provider_message_id"]] else "delivered"
         assert whatsapp["status"] == expected
+        assert await h.timeline(whatsapp["id"]) == [
+            "queued",
+            "sent",
+            *early[whatsapp["provider_message_id"]][1:],
+        ]
     async with h.rt.sessions() as session:
         unapplied = await session.scalar(
             sa.select(sa.func.count())
@@ -926,6 +930,52 @@ async def test_a_batch_with_a_proof_then_a_failure_of_one_message_sends_nothing_
         p for t, p in await h.events(number) if t == "notification.failed" and p["channel"] == "sms"
     ]
     assert not any(f.get("next_channel") for f in sms_failed)
+    assert await h.tick() == 0
+
+
+async def test_a_sweep_judges_each_callback_on_its_message_as_the_previous_left_it(
+    h: Harness,
+) -> None:
+    """Stored callbacks of two deliveries of one message in one sweep: WhatsApp's proof
+    first, then the SMS's failure, which sees the message delivered and queues no
+    e-mail (it would have, judged on the message as it was before the proof)."""
+    for _ in range(20):  # until the WhatsApp delivery sorts before the SMS one
+        number = await whatsapp_unproven_sms_queued(h)
+        h.fault("zenvia", "no_callback", count=1)
+        await h.tick()
+        await h.until_delivery(number, 1, "sent")
+        whatsapp, sms = (await h.message(number))["deliveries"]
+        if whatsapp["id"] < sms["id"]:
+            break
+        await webhooks.apply_callbacks(
+            h.rt, "zenvia", [StatusUpdate(sms["provider_message_id"], "delivered")]
+        )
+    else:
+        pytest.fail("no WhatsApp delivery sorted first in 20 tries")
+    async with h.rt.uow() as uow:  # as if both arrived while their records were open
+        await uow.session.execute(
+            callbacks.insert(),
+            [
+                {
+                    "provider": "meta",
+                    "provider_message_id": whatsapp["provider_message_id"],
+                    "status": "delivered",
+                    "received_at": h.clock.now(),
+                },
+                {
+                    "provider": "zenvia",
+                    "provider_message_id": sms["provider_message_id"],
+                    "status": "failed",
+                    "error_code": "E1",
+                    "received_at": h.clock.now(),
+                },
+            ],
+        )
+        await uow.commit()
+    assert await FallbackTimer(h.rt).sweep_callbacks() == 2
+    found = await h.message(number)
+    assert (found["status"], found["delivered_channel"]) == ("delivered", "whatsapp")
+    assert [d["channel"] for d in found["deliveries"]] == ["whatsapp", "sms"]  # no e-mail
     assert await h.tick() == 0
 
 

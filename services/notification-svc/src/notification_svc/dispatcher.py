@@ -308,9 +308,6 @@ class Dispatcher:
         """Record every accepted call of a chunk at once (the common case), then apply
         the callbacks that beat the record."""
         accepted = [o for o in ordered if _accepted(o)]
-        stored = await lifecycle.stored_callbacks(
-            uow, [(o.provider, o.provider_message_id or "") for o in accepted]
-        )
         rows = await lifecycle.deliveries_for_update(uow, [o.delivery_id for o in accepted])
         recorded: list[tuple[lifecycle.Accepted, Policy]] = []
         for outcome in accepted:
@@ -325,6 +322,9 @@ class Dispatcher:
             )
             recorded.append((item, policy))
         await lifecycle.record_sent(uow, [item for item, _ in recorded])
+        stored = await lifecycle.stored_callbacks(
+            uow, [(item.provider, item.provider_message_id) for item, _ in recorded]
+        )
         beaten = [
             (item, policy)
             for item, policy in recorded

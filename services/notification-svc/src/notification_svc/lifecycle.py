@@ -387,8 +387,9 @@ async def stored_callbacks(
                 sa.select(callbacks)
                 .where(
                     callbacks.c.applied_at.is_(None),
-                    callbacks.c.provider.in_({provider for provider, _ in wanted}),
-                    callbacks.c.provider_message_id.in_([pmid for _, pmid in wanted]),
+                    sa.tuple_(callbacks.c.provider, callbacks.c.provider_message_id).in_(
+                        sorted(wanted)
+                    ),
                 )
                 .order_by(callbacks.c.id)
                 .with_for_update(skip_locked=True)
@@ -399,9 +400,7 @@ async def stored_callbacks(
     )
     stored: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["provider"], row["provider_message_id"])
-        if key in wanted:
-            stored.setdefault(key, []).append(dict(row))
+        stored.setdefault((row["provider"], row["provider_message_id"]), []).append(dict(row))
     return stored
 
 
@@ -413,7 +412,10 @@ async def apply_stored_callbacks(
     statement for all); return how many. ``waiting`` holds, per delivery, its row as it
     now stands (None: purged), its callbacks oldest first (``stored_callbacks``) and its
     operator's policy. The caller holds the deliveries' messages' locks."""
+    changed: set[uuid.UUID] = set()  # messages a callback moved: their rows are re-read
     for row, pending, policy in waiting:
+        if row is not None and row["message_id"] in changed:
+            row = await delivery_for_update(uow, row["id"], message_locked=True)
         for index, callback in enumerate(pending):
             if row is None or not domain.advances(row["status"], callback["status"]):
                 continue  # a status it is past already (most "sent" callbacks): nothing to do
@@ -423,7 +425,8 @@ async def apply_stored_callbacks(
                 callback["at"],
                 callback["error_code"],
             )
-            await apply_status(uow, row, update, source="webhook", policy=policy)
+            if await apply_status(uow, row, update, source="webhook", policy=policy):
+                changed.add(row["message_id"])
             if index + 1 < len(pending):  # the next one is judged on the row as it now is
                 row = await delivery_for_update(uow, row["id"], message_locked=True)
     applied = [callback["id"] for _, pending, _ in waiting for callback in pending]
