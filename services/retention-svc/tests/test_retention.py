@@ -240,8 +240,18 @@ async def test_a_contact_known_already_keeps_its_schedule_and_counts_new_demands
     contact = opened(operator(), now)
     assert await handle(runtime, contact) == ["retention.scheduled"]
     assert (await schedule(runtime, contact.protocol_number))["protocol_record"] is not None
-    published = await handle_together(runtime, contact, registered(contact, now))
-    assert published == ["retention.scheduled"]
+    handlers = RetentionHandlers(runtime).handlers()
+    new_demand = registered(contact, now)
+    async with runtime.uow() as uow:
+        for event in (contact, new_demand):
+            envelope = make_envelope(event, source="protocol-svc", time=clock.now())
+            uow.cause = envelope
+            await handlers[event.event_type](event, envelope, uow)
+        await uow.commit()
+    assert [(e.type, e.data["reason"]) for e in uow.published] == [
+        ("retention.scheduled", "demand_registered")
+    ]
+    assert uow.published[0].causation_id == str(envelope.id)  # the demand's event
     assert (await schedule(runtime, contact.protocol_number))["protocol_record"] is None
 
 

@@ -85,6 +85,7 @@ class _Opened:
     protocol: dict[str, Any]
     cause: Envelope | None
     demands: list[uuid.UUID] = field(default_factory=list)
+    demand_cause: Envelope | None = None  # the last of its demands' events
 
 
 class RetentionHandlers:
@@ -137,6 +138,7 @@ class RetentionHandlers:
         if opened is not None:  # opened in this transaction: scheduled with it
             if event.demand_id not in opened.demands:
                 opened.demands.append(event.demand_id)
+                opened.demand_cause = uow.cause
             return
         protocol = await self._protocol(uow, event.protocol_number)
         await repo.add_demands(uow.session, [(event.demand_id, event.protocol_number)])
@@ -161,6 +163,7 @@ class RetentionHandlers:
                 uow.cause = contact.cause
                 if number not in new:  # known already: its demands move its stored schedule
                     if contact.demands:
+                        uow.cause = contact.demand_cause
                         protocol = await self._protocol(uow, number)
                         await self._reschedule(uow, protocol, "demand_registered")
                     continue
