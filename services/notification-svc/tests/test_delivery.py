@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
+import secrets
+import string
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,8 @@ from rn623_devinfra.provider_emulators import (
 )
 from rn623_devinfra.waiting import eventually
 from rn623_events.clock import ManualClock
+from rn623_events.consumer import NotReady
+from rn623_events.contracts.protocols import DemandRegistered
 from rn623_events.db import outbox_table
 from rn623_events.envelope import make_envelope
 from rn623_events.registry import Event
@@ -852,6 +857,74 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
     assert await h.tick() == 1
     await h.until_status(number, "delivered")
     assert len(h.received(number)) == 1
+
+
+async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) -> None:
+    """Addresses and operators in one round trip, demands in one, a receipt each naming
+    its demands; each receipt carries its own contact's trace; an answer in the same poll
+    reads the contacts back like any other."""
+    numbers = [protocol_number() for _ in range(4)]
+    events: list[Event] = []
+    demands_of: dict[str, DemandRegistered] = {}
+    for number in numbers:
+        demands_of[number] = demand(ANS, number, h.clock.now())
+        events += [opened(ANS, number, h.clock.now()), demands_of[number]]
+    handlers = NotificationHandlers(h.rt).handlers()
+    statements: list[str] = []
+    traces: dict[str, dict[str, str]] = {}
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.extend(re.findall(r"INSERT INTO (\w+)", statement)[:1])
+
+    engine = h.rt.sessions.kw["bind"].sync_engine
+    async with h.rt.uow() as uow:
+        for event in events:
+            envelope = make_envelope(event, source="protocol-svc", time=h.clock.now())
+            if event.event_type == "protocol.opened":
+                trace = {"traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"}
+                envelope = envelope.with_trace(trace)
+                traces[envelope.subject] = trace
+            uow.cause = envelope
+            await handlers[envelope.type](event, envelope, uow)
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            await uow.commit()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+    assert [s for s in statements if s != "outbox"] == (
+        ["protocols", "demands"] + ["messages"] * len(numbers)
+    )
+    for number in numbers:
+        found = await h.message(number)
+        assert [d["demand_id"] for d in found["content"]["demands"]] == [
+            str(demands_of[number].demand_id)
+        ]
+        assert found["demand_id"] == demands_of[number].demand_id
+        assert found["trace_headers"] == traces[number]
+    assert await h.tick() == len(numbers)
+    for number in numbers:
+        await h.until_status(number, "delivered")
+        assert len(h.received(number)) == 1
+
+
+async def test_a_contact_before_its_operator_waits_and_keeps_nothing(h: Harness) -> None:
+    """The operator's registration has not arrived: the commit raises ``NotReady``
+    (which the consumer runner waits out) and stores nothing; once the operator is known,
+    the same contact gets its receipt."""
+    ans = "".join(secrets.choice(string.digits) for _ in range(6))
+    number = protocol_number()
+    with pytest.raises(NotReady):
+        await h.handle(opened(ans, number, h.clock.now()))
+    async with h.rt.sessions() as session:
+        stored = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(protocols)
+            .where(protocols.c.protocol_number == number)
+        )
+    assert stored == 0
+    await h.handle(operator(ans, at=h.clock.now()))
+    await h.handle(opened(ans, number, h.clock.now()))
+    assert (await h.message(number))["status"] == "pending"
 
 
 async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harness) -> None:

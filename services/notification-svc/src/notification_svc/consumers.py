@@ -4,7 +4,10 @@
 - ``protocol.opened`` keeps the beneficiary's addresses and creates the contact's
   receipt. A ``demand.registered`` that arrives before that receipt is sent (protocol-svc
   writes both in one commit) is folded into it, so one contact gets one receipt naming
-  its demand and due date; a later demand gets a receipt of its own.
+  its demand and due date; a later demand gets a receipt of its own. The contacts of a
+  poll and their demands are gathered and written when its transaction commits: their
+  addresses and their operators in one statement, their demands in one, and each
+  receipt, its demands already in it, in one.
 - ``demand.answered`` creates the copy of the answer; ``access_request.fulfilled`` the
   notice that the records are ready.
 - ``retention.purge_requested`` naming notification-svc deletes the protocol's messages,
@@ -16,10 +19,13 @@ redelivered events, so nothing is ever sent twice because an event came twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -36,14 +42,15 @@ from notification_svc.content import (
 )
 from notification_svc.models import callbacks, deliveries, demands, messages, operators, protocols
 from notification_svc.policy import Policy
-from notification_svc.runtime import OPERATOR, Runtime
+from notification_svc.runtime import Runtime
 from rn623_events.consumer import ConsumerConfig, ConsumerRunner, Handler, NotReady, typed_handler
 from rn623_events.contracts.notifications import NotificationRecordsPurged
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered, ProtocolOpened
 from rn623_events.contracts.retention import AccessRequestFulfilled, PurgeRequested
-from rn623_events.db import UnitOfWork, insert_params
+from rn623_events.db import UnitOfWork, array_params, insert_params, rows_from_arrays
 from rn623_events.dlq import DeadLetterPublisher
+from rn623_events.envelope import Envelope
 from rn623_events.settings import KafkaSettings
 from rn623_rulebook import load_ruleset
 
@@ -70,22 +77,33 @@ def _row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _ADD_DEMAND = insert(demands).values(_bound(demands)).on_conflict_do_nothing()
-# protocol.opened: the contact's addresses stored and its operator read, one round trip
-_OPEN_PROTOCOL = OPERATOR.add_cte(
-    insert(protocols).values(_bound(protocols)).on_conflict_do_nothing().cte("stored")
+_DEMAND_COLUMNS = ("demand_id", "protocol_number", "demand_type")
+_ADD_DEMANDS = (
+    insert(demands)
+    .from_select(_DEMAND_COLUMNS, sa.select(rows_from_arrays(demands, _DEMAND_COLUMNS)))
+    .on_conflict_do_nothing()
 )
-# demand.registered folded into a receipt of the same transaction: the demand stored and
-# the receipt's content updated, one round trip
-_FOLD_INTO_NEW_RECEIPT = (
-    messages.update()
-    .where(messages.c.id == sa.bindparam("message_id"))
-    .values(
-        content=sa.bindparam("content", type_=messages.c.content.type),
-        demand_id=sa.bindparam("receipt_demand_id", type_=messages.c.demand_id.type),
-        updated_at=sa.bindparam("now", type_=messages.c.updated_at.type),
+# The contacts of a transaction stored (rows as one JSON array: their preferred channels
+# are arrays, which parallel arrays cannot carry) and their operators read, one round trip.
+_OPEN_PROTOCOLS = sa.text(
+    """
+    WITH stored AS (
+        INSERT INTO protocols
+        SELECT * FROM jsonb_populate_recordset(NULL::protocols, CAST(:rows AS jsonb))
+        ON CONFLICT DO NOTHING
     )
-    .add_cte(_ADD_DEMAND.cte("stored"))
+    SELECT o.ans_registry, o.name, p.profile
+    FROM operators o LEFT JOIN profiles p ON p.ans_registry = o.ans_registry
+    WHERE o.ans_registry = ANY(CAST(:ans AS text[]))
+    """
 )
+
+
+def _json_value(value: Any) -> str:
+    """A contact row's value that JSON has no type for (its opening instant)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
 class OperatorUnknown(NotReady):
@@ -100,13 +118,13 @@ def reanalysis_business_days(on: Any) -> int | None:
 
 
 @dataclass
-class _NewReceipt:
-    """A contact's receipt created in the running transaction: no channel can have
-    tried it yet (nobody else sees it before the commit)."""
+class _Contact:
+    """A contact opened in the running transaction, not written yet: the events of the
+    same poll add its demands, and the commit writes it (``_write_contacts``)."""
 
-    message_id: uuid.UUID
-    content: MessageContent
-    demand_id: uuid.UUID | None = None
+    protocol: dict[str, Any]
+    cause: Envelope | None
+    demands: list[DemandInfo] = field(default_factory=list)
 
 
 class NotificationHandlers:
@@ -114,11 +132,8 @@ class NotificationHandlers:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        # receipts created in each open unit of work, by protocol: a demand.registered
-        # in the same transaction folds into its receipt without reading it back
-        self._new_receipts: WeakKeyDictionary[UnitOfWork, dict[str, _NewReceipt]] = (
-            WeakKeyDictionary()
-        )
+        # contacts opened in each open unit of work and not written yet, by protocol
+        self._contacts: WeakKeyDictionary[UnitOfWork, dict[str, _Contact]] = WeakKeyDictionary()
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers by event type."""
@@ -152,46 +167,34 @@ class NotificationHandlers:
         )
 
     async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
-        """Keep the beneficiary's addresses and create the contact's receipt."""
+        """Keep the beneficiary's addresses and create the contact's receipt (when the
+        transaction commits, with the poll's other contacts: ``_write_contacts``)."""
+        contacts = self._contacts.get(uow)
+        if contacts is None:
+            contacts = self._contacts[uow] = {}
+            uow.before_commit(partial(self._write_contacts, uow))
+        if event.protocol_number in contacts:
+            return  # a copy of the contact under another event id
         b = event.beneficiary
-        values = {
-            "protocol_number": event.protocol_number,
-            "ans_registry": event.ans_registry,
-            "opened_at": event.opened_at,
-            "channel": event.channel,
-            "timezone": event.timezone,
-            "name": b.name,
-            "email": b.email,
-            # normalized again here: a number that SMS or WhatsApp cannot reach is dropped
-            "phone": domain.messaging_number(b.phone),
-            "whatsapp": domain.messaging_number(b.whatsapp),
-            "preferred_channels": list(b.preferred_channels),
-        }
-        stored = await uow.session.execute(
-            _OPEN_PROTOCOL, {**_row(protocols, values), "ans": event.ans_registry}
-        )
-        operator = self.rt.operator_from(stored.first())
-        if operator is None:
-            raise OperatorUnknown("the operator's registration has not arrived yet")
-        await self._create(
-            uow,
-            event.protocol_number,
-            "receipt",
-            subject_key="",
-            protocol=values,
-            operator=operator,
+        contacts[event.protocol_number] = _Contact(
+            {
+                "protocol_number": event.protocol_number,
+                "ans_registry": event.ans_registry,
+                "opened_at": event.opened_at,
+                "channel": event.channel,
+                "timezone": event.timezone,
+                "name": b.name,
+                "email": b.email,
+                # normalized again here: a number that SMS or WhatsApp cannot reach is dropped
+                "phone": domain.messaging_number(b.phone),
+                "whatsapp": domain.messaging_number(b.whatsapp),
+                "preferred_channels": list(b.preferred_channels),
+            },
+            uow.cause,
         )
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """A receipt for the demand: folded into the contact's unsent receipt, or its own."""
-        demand = _row(
-            demands,
-            {
-                "demand_id": event.demand_id,
-                "protocol_number": event.protocol_number,
-                "demand_type": event.demand_type,
-            },
-        )
         info = DemandInfo(
             demand_id=event.demand_id,
             demand_type=event.demand_type,
@@ -202,11 +205,18 @@ class NotificationHandlers:
             deadline_unit=event.deadline_unit,
             deadline_amount=event.deadline_amount,
         )
-        new = self._new_receipts.get(uow, {}).get(event.protocol_number)
-        if new is not None:
-            await self._fold_into_new_receipt(uow, new, info, demand)
+        contact = self._contacts.get(uow, {}).get(event.protocol_number)
+        if contact is not None:  # opened in this transaction: its receipt will name it
+            if all(d.demand_id != info.demand_id for d in contact.demands):
+                contact.demands.append(info)
             return
-        await uow.session.execute(_ADD_DEMAND, demand)
+        await self._write_contacts(uow)
+        demand = {
+            "demand_id": event.demand_id,
+            "protocol_number": event.protocol_number,
+            "demand_type": event.demand_type,
+        }
+        await uow.session.execute(_ADD_DEMAND, _row(demands, demand))
         if await self._fold_into_receipt(uow, event.protocol_number, info):
             return
         await self._create(
@@ -218,26 +228,48 @@ class NotificationHandlers:
             demands=(info,),
         )
 
-    @staticmethod
-    async def _fold_into_new_receipt(
-        uow: UnitOfWork, new: _NewReceipt, info: DemandInfo, demand: Mapping[str, Any]
-    ) -> None:
-        """Store the demand and add it to the receipt this transaction created."""
-        if any(d.demand_id == info.demand_id for d in new.content.demands):
-            await uow.session.execute(_ADD_DEMAND, demand)  # a copy: nothing to fold
+    async def _write_contacts(self, uow: UnitOfWork) -> None:
+        """Write the contacts opened in this transaction and not written yet: their
+        addresses (their operators read in the same round trip), their demands, and each
+        one's receipt naming its demands, caused by its own ``protocol.opened``."""
+        contacts = self._contacts.pop(uow, {})
+        if not contacts:
             return
-        new.content = new.content.model_copy(update={"demands": (*new.content.demands, info)})
-        new.demand_id = new.demand_id or info.demand_id
-        await uow.session.execute(
-            _FOLD_INTO_NEW_RECEIPT,
+        rows = [contact.protocol for contact in contacts.values()]
+        found = await uow.session.execute(
+            _OPEN_PROTOCOLS,
             {
-                **demand,
-                "message_id": new.message_id,
-                "content": new.content.model_dump(mode="json"),
-                "receipt_demand_id": new.demand_id,
-                "now": uow.clock.now(),
+                "rows": json.dumps(rows, default=_json_value),
+                "ans": sorted({row["ans_registry"] for row in rows}),
             },
         )
+        operators_found = {row.ans_registry: self.rt.operator_from(row) for row in found}
+        demand_rows = [
+            {"demand_id": d.demand_id, "protocol_number": number, "demand_type": d.demand_type}
+            for number, contact in contacts.items()
+            for d in contact.demands
+        ]
+        if demand_rows:
+            await uow.session.execute(_ADD_DEMANDS, array_params(_DEMAND_COLUMNS, demand_rows))
+        cause = uow.cause
+        try:
+            for number, contact in contacts.items():
+                operator = operators_found.get(contact.protocol["ans_registry"])
+                if operator is None:
+                    raise OperatorUnknown("the operator's registration has not arrived yet")
+                uow.cause = contact.cause  # the receipt's trace is its contact's
+                await self._create(
+                    uow,
+                    number,
+                    "receipt",
+                    subject_key="",
+                    demand_id=contact.demands[0].demand_id if contact.demands else None,
+                    demands=tuple(contact.demands),
+                    protocol=contact.protocol,
+                    operator=operator,
+                )
+        finally:
+            uow.cause = cause
 
     async def _fold_into_receipt(
         self, uow: UnitOfWork, protocol_number: str, info: DemandInfo
@@ -289,6 +321,7 @@ class NotificationHandlers:
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """The copy of the conclusive answer."""
+        await self._write_contacts(uow)
         demand_type = await uow.session.scalar(
             sa.select(demands.c.demand_type).where(demands.c.demand_id == event.demand_id)
         )
@@ -317,6 +350,7 @@ class NotificationHandlers:
 
     async def access_fulfilled(self, event: AccessRequestFulfilled, uow: UnitOfWork) -> None:
         """The notice that the copy of the records is ready."""
+        await self._write_contacts(uow)
         access = AccessInfo(request_id=event.request_id, fulfilled_at=event.fulfilled_at)
         await self._create(
             uow,
@@ -388,15 +422,12 @@ class NotificationHandlers:
             preferred=protocol["preferred_channels"],
             policy=policy,
         )
-        if created is None or created[1] != "pending":
-            return
-        uow.after_commit(self.rt.wake_dispatcher)
-        if subject_key == "":
-            receipt = _NewReceipt(created[0], content, demand_id)
-            self._new_receipts.setdefault(uow, {})[protocol_number] = receipt
+        if created is not None and created[1] == "pending":
+            uow.after_commit(self.rt.wake_dispatcher)
 
     async def purge_requested(self, event: PurgeRequested, uow: UnitOfWork) -> None:
         """Delete the protocol's messages and addresses; confirm with ``records.purged``."""
+        await self._write_contacts(uow)
         if OWNER not in event.owners:
             return
         classes = tuple(c for c in event.record_classes if c in OWNED_CLASSES)
