@@ -448,6 +448,39 @@ async def test_a_gathered_write_failing_at_commit_costs_a_few_transactions_not_o
     assert len(commits) <= 30, commits  # one per event before it would be ~150
 
 
+async def test_a_gathered_write_not_ready_at_commit_is_waited_out_not_dead_lettered(
+    backbone: Backbone,
+) -> None:
+    """``NotReady`` raised by a write gathered for the commit (reference data of another
+    consumer group not there yet) is waited out like a handler's: the event takes effect
+    once the data is there, and nothing is dead-lettered."""
+    arrived = {"after": 3}  # the reference data is there from the fourth commit on
+
+    async def write_gathered(uow: UnitOfWork) -> None:
+        items = gathered.pop(id(uow))
+        arrived["after"] -= 1
+        if arrived["after"] >= 0 and any(getattr(e, "n", 0) == 2 for e, _ in items):
+            raise NotReady("the operator's registration has not arrived yet")
+        for event, envelope in items:
+            await record_effect(event, envelope, uow)
+
+    gathered: dict[int, list[tuple[Event, Envelope]]] = {}
+
+    async def gather(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        if id(uow) not in gathered:
+            gathered[id(uow)] = []
+            uow.before_commit(functools.partial(write_gathered, uow))
+        gathered[id(uow)].append((event, envelope))
+
+    records = [_polled(backbone, 0, n, "waits", n) for n in range(1, 4)]
+    runner = backbone.consumer("c-gathered-waits", handler=gather, max_attempts=1)
+    await runner.process_records(records)
+    assert [r.n for r in await backbone.effect_rows()] == [1, 2, 3]
+    for reason in ("handler_error", "not_ready", "permanent_error"):
+        labels = {"consumer": "c-gathered-waits", "reason": reason}
+        assert REGISTRY.get_sample_value("consumer_dead_lettered_total", labels) is None
+
+
 @pytest.mark.parametrize("mode", ["per_event", "batch"])
 async def test_copies_of_one_event_in_the_same_poll_give_one_effect(
     backbone: Backbone, mode: str

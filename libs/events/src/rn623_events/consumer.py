@@ -653,7 +653,7 @@ class ConsumerRunner:
         """Handle one event in its own transaction: a run of one, raising the handler's error."""
         try:
             await self._commit_run([(envelope, event)])
-        except _RunFailedAt as failed:
+        except (_RunFailedAt, _CommitFailed) as failed:
             cause = failed.__cause__
             raise cause if isinstance(cause, Exception) else failed from None
 
