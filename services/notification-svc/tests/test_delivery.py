@@ -861,8 +861,7 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
 
 async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) -> None:
     """Addresses and operators in one round trip, demands in one, a receipt each naming
-    its demands; each receipt carries its own contact's trace; an answer in the same poll
-    reads the contacts back like any other."""
+    its demands; each receipt carries its own contact's trace."""
     numbers = [protocol_number() for _ in range(4)]
     events: list[Event] = []
     demands_of: dict[str, DemandRegistered] = {}
@@ -905,6 +904,36 @@ async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) ->
     for number in numbers:
         await h.until_status(number, "delivered")
         assert len(h.received(number)) == 1
+
+
+async def test_a_copy_of_a_stored_contact_with_a_new_demand_still_names_it(h: Harness) -> None:
+    """The contact again under another event id, with a new demand, in a later poll: its
+    receipt is not created twice, and the demand is folded into it while no channel has
+    tried it, else gets a receipt of its own."""
+    sent = protocol_number()
+    await h.handle(opened(ANS, sent, h.clock.now()))
+    assert await h.tick() == 1
+    await h.until_status(sent, "delivered")
+    later = protocol_number()
+    await h.handle(opened(ANS, later, h.clock.now()))  # stored, not tried yet
+    folded, own = demand(ANS, later, h.clock.now()), demand(ANS, sent, h.clock.now())
+    await h.handle(opened(ANS, later, h.clock.now()), folded)
+    await h.handle(opened(ANS, sent, h.clock.now()), own)
+    found = await h.message(later)
+    assert [d["demand_id"] for d in found["content"]["demands"]] == [str(folded.demand_id)]
+    async with h.rt.sessions() as session:
+        receipts = (
+            (
+                await session.execute(
+                    sa.select(messages.c.subject_key).where(
+                        messages.c.protocol_number == sent, messages.c.purpose == "receipt"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(receipts) == ["", str(own.demand_id)]
 
 
 async def test_a_contact_before_its_operator_waits_and_keeps_nothing(h: Harness) -> None:

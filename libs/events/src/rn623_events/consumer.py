@@ -466,7 +466,7 @@ class ConsumerRunner:
             except _RunFailedAt as failed:
                 upto, handler_failed = failed.index, True
             except _CommitFailed:
-                upto //= 2
+                upto, handler_failed = upto // 2, False
             except Exception as exc:  # the transaction itself failed: nothing was committed
                 if is_transaction_conflict(exc):
                     CONFLICTS.labels(self.name).inc()

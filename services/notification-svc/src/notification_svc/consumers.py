@@ -217,14 +217,20 @@ class NotificationHandlers:
             "demand_type": event.demand_type,
         }
         await uow.session.execute(_ADD_DEMAND, _row(demands, demand))
-        if await self._fold_into_receipt(uow, event.protocol_number, info):
+        await self._receipt_of_demand(uow, event.protocol_number, info)
+
+    async def _receipt_of_demand(
+        self, uow: UnitOfWork, protocol_number: str, info: DemandInfo
+    ) -> None:
+        """Name a stored protocol's new demand in its unsent receipt, or in its own."""
+        if await self._fold_into_receipt(uow, protocol_number, info):
             return
         await self._create(
             uow,
-            event.protocol_number,
+            protocol_number,
             "receipt",
-            subject_key=str(event.demand_id),
-            demand_id=event.demand_id,
+            subject_key=str(info.demand_id),
+            demand_id=info.demand_id,
             demands=(info,),
         )
 
@@ -258,7 +264,7 @@ class NotificationHandlers:
                 if operator is None:
                     raise OperatorUnknown("the operator's registration has not arrived yet")
                 uow.cause = contact.cause  # the receipt's trace is its contact's
-                await self._create(
+                if await self._create(
                     uow,
                     number,
                     "receipt",
@@ -267,7 +273,11 @@ class NotificationHandlers:
                     demands=tuple(contact.demands),
                     protocol=contact.protocol,
                     operator=operator,
-                )
+                ):
+                    continue
+                # a copy of a contact stored earlier: its receipt exists, maybe sent
+                for info in contact.demands:
+                    await self._receipt_of_demand(uow, number, info)
         finally:
             uow.cause = cause
 
@@ -373,9 +383,10 @@ class NotificationHandlers:
         access: AccessInfo | None = None,
         protocol: Mapping[str, Any] | None = None,
         operator: tuple[str, Policy] | None = None,
-    ) -> None:
+    ) -> bool:
         """Create a message about a protocol (``protocol``: its row, and ``operator``: its
-        operator's name and policy, when the caller has them at hand)."""
+        operator's name and policy, when the caller has them at hand); False when there is
+        nothing to send it to or it exists already."""
         if protocol is None:
             stored = (
                 (
@@ -392,7 +403,7 @@ class NotificationHandlers:
             log.info(
                 "no contact data for the protocol; nothing to send", extra={"purpose": purpose}
             )
-            return
+            return False
         ans = protocol["ans_registry"]
         operator = operator or await self.rt.operator(uow, ans)
         if operator is None:
@@ -424,6 +435,7 @@ class NotificationHandlers:
         )
         if created is not None and created[1] == "pending":
             uow.after_commit(self.rt.wake_dispatcher)
+        return created is not None
 
     async def purge_requested(self, event: PurgeRequested, uow: UnitOfWork) -> None:
         """Delete the protocol's messages and addresses; confirm with ``records.purged``."""
