@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
 from events_backbone import Backbone, Happened, effects, record_effect
-from rn623_events.consumer import NotReady, inbox_count
-from rn623_events.db import UnitOfWork
+from rn623_events.consumer import ConsumerRunner, Handler, NotReady, inbox_count
+from rn623_events.db import GatheredWrites, UnitOfWork
 from rn623_events.dlq import replay_dead_letters
 from rn623_events.envelope import Envelope, make_envelope
 from rn623_events.registry import Event
@@ -414,6 +414,30 @@ async def test_a_failure_inside_a_shared_transaction_keeps_order_and_exactly_onc
     assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"handler_error"]
 
 
+Gathered = tuple[Event, Envelope]
+
+
+def _gathering_runner(
+    backbone: Backbone,
+    name: str,
+    write: Callable[[UnitOfWork, dict[str, Gathered]], Awaitable[None]],
+    **config: Any,
+) -> ConsumerRunner:
+    """A runner whose handler gathers its events for ``write`` at the commit."""
+    gathered = GatheredWrites(write)
+
+    async def gather(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
+        gathered.pending(uow)[str(envelope.id)] = (event, envelope)
+
+    return backbone.consumer(name, handler=gather, **config)
+
+
+async def _record_gathered(uow: UnitOfWork, items: dict[str, Gathered]) -> None:
+    """Record one effect per gathered event."""
+    for event, envelope in items.values():
+        await record_effect(event, envelope, uow)
+
+
 async def test_a_gathered_write_failing_at_commit_costs_a_few_transactions_not_one_per_event(
     backbone: Backbone,
 ) -> None:
@@ -421,25 +445,16 @@ async def test_a_gathered_write_failing_at_commit_costs_a_few_transactions_not_o
     breaks that write. The run is halved until the bad event is alone: it alone is
     dead-lettered, every other event takes effect once and in order, and it takes a
     handful of transactions, not one per event before it."""
-    gathered: dict[int, list[tuple[Event, Envelope]]] = {}
     commits: list[int] = []
 
-    async def write_gathered(uow: UnitOfWork) -> None:
-        items = gathered.pop(id(uow))
+    async def write_gathered(uow: UnitOfWork, items: dict[str, Gathered]) -> None:
         commits.append(len(items))
-        if any(getattr(event, "n", 0) == 150 for event, _ in items):
+        if any(getattr(event, "n", 0) == 150 for event, _ in items.values()):
             raise ValueError("a value the gathered insert refuses")
-        for event, envelope in items:
-            await record_effect(event, envelope, uow)
-
-    async def gather(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
-        if id(uow) not in gathered:
-            gathered[id(uow)] = []
-            uow.before_commit(functools.partial(write_gathered, uow))
-        gathered[id(uow)].append((event, envelope))
+        await _record_gathered(uow, items)
 
     records = [_polled(backbone, 0, n, "gathered", n) for n in range(1, 201)]
-    runner = backbone.consumer("c-gathered", handler=gather, max_attempts=2)
+    runner = _gathering_runner(backbone, "c-gathered", write_gathered, max_attempts=2)
     await runner.process_records(records)
     rows = await backbone.effect_rows()
     assert [r.n for r in rows] == [n for n in range(1, 201) if n != 150]
@@ -456,24 +471,14 @@ async def test_a_gathered_write_not_ready_at_commit_is_waited_out_not_dead_lette
     once the data is there, and nothing is dead-lettered."""
     arrived = {"after": 3}  # the reference data is there from the fourth commit on
 
-    async def write_gathered(uow: UnitOfWork) -> None:
-        items = gathered.pop(id(uow))
+    async def write_gathered(uow: UnitOfWork, items: dict[str, Gathered]) -> None:
         arrived["after"] -= 1
-        if arrived["after"] >= 0 and any(getattr(e, "n", 0) == 2 for e, _ in items):
+        if arrived["after"] >= 0 and any(getattr(e, "n", 0) == 2 for e, _ in items.values()):
             raise NotReady("the operator's registration has not arrived yet")
-        for event, envelope in items:
-            await record_effect(event, envelope, uow)
-
-    gathered: dict[int, list[tuple[Event, Envelope]]] = {}
-
-    async def gather(event: Event, envelope: Envelope, uow: UnitOfWork) -> None:
-        if id(uow) not in gathered:
-            gathered[id(uow)] = []
-            uow.before_commit(functools.partial(write_gathered, uow))
-        gathered[id(uow)].append((event, envelope))
+        await _record_gathered(uow, items)
 
     records = [_polled(backbone, 0, n, "waits", n) for n in range(1, 4)]
-    runner = backbone.consumer("c-gathered-waits", handler=gather, max_attempts=1)
+    runner = _gathering_runner(backbone, "c-gathered-waits", write_gathered, max_attempts=1)
     await runner.process_records(records)
     assert [r.n for r in await backbone.effect_rows()] == [1, 2, 3]
     for reason in ("handler_error", "not_ready", "permanent_error"):
@@ -750,6 +755,16 @@ async def test_a_failed_savepoint_drops_its_events_and_keeps_the_rest(backbone: 
     assert counted == [3]
 
 
+def _lanes_runner(
+    backbone: Backbone, name: str, handler: Handler, *, lanes: int, **config: Any
+) -> ConsumerRunner:
+    """A runner splitting every poll into ``lanes`` lanes, one partition each (as ``run()``
+    would once it has read the topic's metadata)."""
+    runner = backbone.consumer(name, handler=handler, lanes=lanes, records_per_lane=1, **config)
+    runner._partition_counts = {backbone.topic: lanes}
+    return runner
+
+
 async def _backlog(backbone: Backbone, events: list[tuple[str, int]]) -> None:
     """Put ``events`` on the broker before any consumer starts, as a backlog."""
     await backbone.write(events, per_tx=len(events))
@@ -826,16 +841,15 @@ async def test_stopping_while_one_lane_retries_keeps_the_other_lanes_work(
             raise RuntimeError("down for now")
         await record_effect(event, envelope, uow)
 
-    runner = backbone.consumer(
+    runner = _lanes_runner(
+        backbone,
         "c-lanes-stop",
-        handler=fails_for_one_key,
+        fails_for_one_key,
         lanes=3,
-        records_per_lane=1,
         backoff_initial=30.0,
         backoff_max=30.0,
         max_attempts=5,
     )
-    runner._partition_counts = {backbone.topic: 3}  # what run() reads from the metadata
     task = asyncio.create_task(runner.process_poll(batches))
     rows = await backbone.wait_for_effects(6, max_seconds=20)  # inside the 30 s backoff
     assert sorted((r.key, r.n) for r in rows) == [(k, n) for k in ("one", "two") for n in (1, 2, 3)]
@@ -930,14 +944,9 @@ async def test_two_lanes_that_deadlock_both_commit_and_count_no_attempt(
         await uow.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": second})
         await record_effect(event, envelope, uow)
 
-    runner = backbone.consumer(
-        "c-lanes-deadlock",
-        handler=locks_in_opposite_orders,
-        lanes=2,
-        records_per_lane=1,
-        max_attempts=1,
+    runner = _lanes_runner(
+        backbone, "c-lanes-deadlock", locks_in_opposite_orders, lanes=2, max_attempts=1
     )
-    runner._partition_counts = {backbone.topic: 2}  # what run() reads from the metadata
     attempts_before_own_path: list[int] = []
     process_one = runner._process_one
 

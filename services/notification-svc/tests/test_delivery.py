@@ -998,26 +998,31 @@ async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harn
     )
 
 
-async def test_a_batch_with_a_proof_then_a_failure_of_one_message_sends_nothing_more(
-    h: Harness,
-) -> None:
-    """WhatsApp's proof and SMS's failure of one message in one batch, the proof applied
-    first (the batch goes in delivery id order): the failure sees the message delivered
-    and queues no e-mail, as it would have in a transaction of its own."""
-    for _ in range(20):  # until the WhatsApp delivery sorts before the SMS one
+async def whatsapp_then_sms_both_unproven(h: Harness) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A receipt sent on WhatsApp, then on SMS after WhatsApp's timeout, neither proven,
+    the WhatsApp delivery sorting first (by id); its number and both deliveries."""
+    for _ in range(20):
         number = await whatsapp_unproven_sms_queued(h)
         h.fault("zenvia", "no_callback", count=1)
         await h.tick()  # the SMS (and whatever an earlier try left due)
         await h.until_delivery(number, 1, "sent")
         whatsapp, sms = (await h.message(number))["deliveries"]
         if whatsapp["id"] < sms["id"]:
-            break
+            return number, whatsapp, sms
         # not this one: prove its SMS, so that no fallback of it falls due in the next try
         await webhooks.apply_callbacks(
             h.rt, "zenvia", [StatusUpdate(sms["provider_message_id"], "delivered")]
         )
-    else:
-        pytest.fail("no WhatsApp delivery sorted first in 20 tries")
+    pytest.fail("no WhatsApp delivery sorted first in 20 tries")
+
+
+async def test_a_batch_with_a_proof_then_a_failure_of_one_message_sends_nothing_more(
+    h: Harness,
+) -> None:
+    """WhatsApp's proof and SMS's failure of one message in one batch, the proof applied
+    first (the batch goes in delivery id order): the failure sees the message delivered
+    and queues no e-mail, as it would have in a transaction of its own."""
+    number, whatsapp, sms = await whatsapp_then_sms_both_unproven(h)
     batch: list[webhooks.CallbackBatch] = [
         ("zenvia", [StatusUpdate(sms["provider_message_id"], "failed", error_code="E1")]),
         ("meta", [StatusUpdate(whatsapp["provider_message_id"], "delivered")]),
@@ -1041,19 +1046,7 @@ async def test_a_sweep_judges_each_callback_on_its_message_as_the_previous_left_
     """Stored callbacks of two deliveries of one message in one sweep: WhatsApp's proof
     first, then the SMS's failure, which sees the message delivered and queues no
     e-mail (it would have, judged on the message as it was before the proof)."""
-    for _ in range(20):  # until the WhatsApp delivery sorts before the SMS one
-        number = await whatsapp_unproven_sms_queued(h)
-        h.fault("zenvia", "no_callback", count=1)
-        await h.tick()
-        await h.until_delivery(number, 1, "sent")
-        whatsapp, sms = (await h.message(number))["deliveries"]
-        if whatsapp["id"] < sms["id"]:
-            break
-        await webhooks.apply_callbacks(
-            h.rt, "zenvia", [StatusUpdate(sms["provider_message_id"], "delivered")]
-        )
-    else:
-        pytest.fail("no WhatsApp delivery sorted first in 20 tries")
+    number, whatsapp, sms = await whatsapp_then_sms_both_unproven(h)
     async with h.rt.uow() as uow:  # as if both arrived while their records were open
         await uow.session.execute(
             callbacks.insert(),

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -315,6 +317,37 @@ class UnitOfWork:
         actions, self._after_commit = self._after_commit, []
         for action in actions:
             action()
+
+
+T = TypeVar("T")
+
+
+class GatheredWrites(Generic[T]):
+    """What a consumer's handlers gather in each unit of work, by key, to write it in a
+    few statements when the unit commits (``UnitOfWork.before_commit``), or sooner when
+    a handler must read it back (``write``)."""
+
+    def __init__(self, write: Callable[[UnitOfWork, dict[str, T]], Awaitable[None]]) -> None:
+        self._write = write
+        self._pending: WeakKeyDictionary[UnitOfWork, dict[str, T]] = WeakKeyDictionary()
+
+    def pending(self, uow: UnitOfWork) -> dict[str, T]:
+        """The unit's gathered items, to add to; written when it commits."""
+        items = self._pending.get(uow)
+        if items is None:
+            items = self._pending[uow] = {}
+            uow.before_commit(partial(self.write, uow))
+        return items
+
+    def get(self, uow: UnitOfWork, key: str) -> T | None:
+        """The item gathered under ``key`` in this unit and not written yet, if any."""
+        return self._pending.get(uow, {}).get(key)
+
+    async def write(self, uow: UnitOfWork) -> None:
+        """Write what the unit gathered and has not written yet (nothing if nothing)."""
+        items = self._pending.pop(uow, None)
+        if items:
+            await self._write(uow, items)
 
 
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock

@@ -25,9 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -48,7 +46,13 @@ from rn623_events.contracts.notifications import NotificationRecordsPurged
 from rn623_events.contracts.operators import OperatorUpserted
 from rn623_events.contracts.protocols import DemandAnswered, DemandRegistered, ProtocolOpened
 from rn623_events.contracts.retention import AccessRequestFulfilled, PurgeRequested
-from rn623_events.db import UnitOfWork, array_params, insert_params, rows_from_arrays
+from rn623_events.db import (
+    GatheredWrites,
+    UnitOfWork,
+    array_params,
+    insert_params,
+    rows_from_arrays,
+)
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
 from rn623_events.settings import KafkaSettings
@@ -133,7 +137,7 @@ class NotificationHandlers:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         # contacts opened in each open unit of work and not written yet, by protocol
-        self._contacts: WeakKeyDictionary[UnitOfWork, dict[str, _Contact]] = WeakKeyDictionary()
+        self._contacts = GatheredWrites[_Contact](self._write_contacts)
 
     def handlers(self) -> dict[str, Handler]:
         """Handlers by event type."""
@@ -169,10 +173,7 @@ class NotificationHandlers:
     async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
         """Keep the beneficiary's addresses and create the contact's receipt (when the
         transaction commits, with the poll's other contacts: ``_write_contacts``)."""
-        contacts = self._contacts.get(uow)
-        if contacts is None:
-            contacts = self._contacts[uow] = {}
-            uow.before_commit(partial(self._write_contacts, uow))
+        contacts = self._contacts.pending(uow)
         if event.protocol_number in contacts:
             return  # a copy of the contact under another event id
         b = event.beneficiary
@@ -205,12 +206,12 @@ class NotificationHandlers:
             deadline_unit=event.deadline_unit,
             deadline_amount=event.deadline_amount,
         )
-        contact = self._contacts.get(uow, {}).get(event.protocol_number)
+        contact = self._contacts.get(uow, event.protocol_number)
         if contact is not None:  # opened in this transaction: its receipt will name it
             if all(d.demand_id != info.demand_id for d in contact.demands):
                 contact.demands.append(info)
             return
-        await self._write_contacts(uow)
+        await self._contacts.write(uow)
         demand = {
             "demand_id": event.demand_id,
             "protocol_number": event.protocol_number,
@@ -234,13 +235,10 @@ class NotificationHandlers:
             demands=(info,),
         )
 
-    async def _write_contacts(self, uow: UnitOfWork) -> None:
+    async def _write_contacts(self, uow: UnitOfWork, contacts: dict[str, _Contact]) -> None:
         """Write the contacts opened in this transaction and not written yet: their
         addresses (their operators read in the same round trip), their demands, and each
         one's receipt naming its demands, caused by its own ``protocol.opened``."""
-        contacts = self._contacts.pop(uow, {})
-        if not contacts:
-            return
         rows = [contact.protocol for contact in contacts.values()]
         found = await uow.session.execute(
             _OPEN_PROTOCOLS,
@@ -331,7 +329,7 @@ class NotificationHandlers:
 
     async def demand_answered(self, event: DemandAnswered, uow: UnitOfWork) -> None:
         """The copy of the conclusive answer."""
-        await self._write_contacts(uow)
+        await self._contacts.write(uow)
         demand_type = await uow.session.scalar(
             sa.select(demands.c.demand_type).where(demands.c.demand_id == event.demand_id)
         )
@@ -360,7 +358,7 @@ class NotificationHandlers:
 
     async def access_fulfilled(self, event: AccessRequestFulfilled, uow: UnitOfWork) -> None:
         """The notice that the copy of the records is ready."""
-        await self._write_contacts(uow)
+        await self._contacts.write(uow)
         access = AccessInfo(request_id=event.request_id, fulfilled_at=event.fulfilled_at)
         await self._create(
             uow,
@@ -439,7 +437,7 @@ class NotificationHandlers:
 
     async def purge_requested(self, event: PurgeRequested, uow: UnitOfWork) -> None:
         """Delete the protocol's messages and addresses; confirm with ``records.purged``."""
-        await self._write_contacts(uow)
+        await self._contacts.write(uow)
         if OWNER not in event.owners:
             return
         classes = tuple(c for c in event.record_classes if c in OWNED_CLASSES)

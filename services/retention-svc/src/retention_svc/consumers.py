@@ -20,9 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from prometheus_client import Counter
 
@@ -51,7 +49,7 @@ from rn623_events.contracts.retention import (
     ScheduleEntry,
     ScheduleReason,
 )
-from rn623_events.db import UnitOfWork
+from rn623_events.db import GatheredWrites, UnitOfWork
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
 from rn623_events.settings import KafkaSettings
@@ -95,7 +93,7 @@ class RetentionHandlers:
         self.rt = rt
         # protocols opened in each open unit of work, not written yet (protocol-svc
         # publishes a contact and its demand together, so one poll usually brings both)
-        self._opened: WeakKeyDictionary[UnitOfWork, dict[str, _Opened]] = WeakKeyDictionary()
+        self._opened = GatheredWrites[_Opened](self._write_opened)
         # certifications of this process's transactions (the consumer's lanes), one
         # transaction at a time: each holds the chain heads it took until it commits
         self._certifying = asyncio.Lock()
@@ -113,10 +111,7 @@ class RetentionHandlers:
     async def protocol_opened(self, event: ProtocolOpened, uow: UnitOfWork) -> None:
         """Record the contact and schedule the protocol's records (when the transaction
         commits, with the other contacts of the poll: ``_write_opened``)."""
-        opened = self._opened.get(uow)
-        if opened is None:
-            opened = self._opened[uow] = {}
-            uow.before_commit(partial(self._write_opened, uow))
+        opened = self._opened.pending(uow)
         if event.protocol_number in opened:
             return  # a copy of the contact under another event id
         opened[event.protocol_number] = _Opened(
@@ -134,7 +129,7 @@ class RetentionHandlers:
 
     async def demand_registered(self, event: DemandRegistered, uow: UnitOfWork) -> None:
         """An open demand: the records counted from the resolution wait for its answer."""
-        opened = self._opened.get(uow, {}).get(event.protocol_number)
+        opened = self._opened.get(uow, event.protocol_number)
         if opened is not None:  # opened in this transaction: scheduled with it
             if event.demand_id not in opened.demands:
                 opened.demands.append(event.demand_id)
@@ -144,13 +139,10 @@ class RetentionHandlers:
         await repo.add_demands(uow.session, [(event.demand_id, event.protocol_number)])
         await self._reschedule(uow, protocol, "demand_registered")
 
-    async def _write_opened(self, uow: UnitOfWork) -> None:
+    async def _write_opened(self, uow: UnitOfWork, opened: dict[str, _Opened]) -> None:
         """Write the protocols opened in this transaction and not written yet: their rows,
         their demands and their first schedules, three statements for them all, and one
         ``retention.scheduled`` each (reason ``contact``, its demands counted)."""
-        opened = self._opened.pop(uow, {})
-        if not opened:
-            return
         new = await repo.insert_protocols(uow.session, [o.protocol for o in opened.values()])
         await repo.add_demands(
             uow.session, [(d, number) for number, o in opened.items() for d in o.demands]
@@ -287,7 +279,7 @@ class RetentionHandlers:
 
         The protocols opened in this transaction are written first, so it reads them
         like any other."""
-        await self._write_opened(uow)
+        await self._opened.write(uow)
         protocol = await repo.lock_protocol(uow.session, protocol_number)
         if protocol is None:
             raise PermanentError("protocol_number: no protocol.opened was received for it")
