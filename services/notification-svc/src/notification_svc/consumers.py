@@ -50,7 +50,6 @@ from rn623_events.db import (
     GatheredWrites,
     UnitOfWork,
     array_params,
-    insert_params,
     rows_from_arrays,
 )
 from rn623_events.dlq import DeadLetterPublisher
@@ -69,18 +68,6 @@ EVENT_LANES = 4
 OWNED_CLASSES = ("notification", "complaint_linked")
 
 
-def _bound(table: sa.Table) -> dict[str, Any]:
-    """A bound parameter ``v_<column>`` per column of ``table``, for an insert built once
-    (SQLAlchemy reserves the column's own name; ``_row`` gives the parameters)."""
-    return {c.name: sa.bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
-
-
-def _row(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` as the parameters of ``_bound(table)``."""
-    return {f"v_{name}": value for name, value in insert_params(table, values).items()}
-
-
-_ADD_DEMAND = insert(demands).values(_bound(demands)).on_conflict_do_nothing()
 _DEMAND_COLUMNS = ("demand_id", "protocol_number", "demand_type")
 _ADD_DEMANDS = (
     insert(demands)
@@ -217,7 +204,7 @@ class NotificationHandlers:
             "protocol_number": event.protocol_number,
             "demand_type": event.demand_type,
         }
-        await uow.session.execute(_ADD_DEMAND, _row(demands, demand))
+        await uow.session.execute(_ADD_DEMANDS, array_params(_DEMAND_COLUMNS, [demand]))
         await self._receipt_of_demand(uow, event.protocol_number, info)
 
     async def _receipt_of_demand(
