@@ -149,7 +149,7 @@ class RetentionHandlers:
         )
         now = self.rt.clock.now()
         rows: list[dict[str, Any]] = []
-        cause = uow.cause  # each schedule is caused by its contact; the handler's after
+        cause = uow.cause  # restored after: each schedule is caused by its own contact
         try:
             for number, contact in opened.items():
                 uow.cause = contact.cause
