@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from igr_svc import domain
@@ -24,6 +24,7 @@ from igr_svc.models import (
     reanalyses,
 )
 from rn623_events.contracts.igr import QuarterlyMethod
+from rn623_events.db import array_params, rows_from_arrays
 
 # Held shared by every transaction that counts complaints and exclusively by the one that
 # closes a quarter: a complaint is either in the frozen figures or counted as late.
@@ -66,26 +67,13 @@ async def closed(session: AsyncSession) -> set[str]:
     return set((await session.scalars(sa.select(closed_quarters.c.quarter))).all())
 
 
-def _unnest(*kinds: Any) -> sa.Subquery:
-    """A subquery over parallel array parameters ``c0``, ``c1``… (one round trip for a
-    whole batch, one statement shape whatever its size)."""
-    return sa.select(
-        *(
-            sa.func.unnest(sa.cast(sa.bindparam(f"c{i}"), ARRAY(kind))).label(f"c{i}")
-            for i, kind in enumerate(kinds)
-        )
-    ).subquery()
-
-
-def _arrays(*columns: Iterable[Any]) -> dict[str, list[Any]]:
-    """The parameters of an ``_unnest`` subquery."""
-    return {f"c{i}": list(values) for i, values in enumerate(columns)}
+_COMPLAINT_COLUMNS = ("ans_registry", "coverage", "month", "complaints")
+_INDICATOR_COLUMNS = ("ans_registry", "quarter", "metric", "count", "total")
 
 
 def _add_complaints_statement() -> Any:
     statement = insert(complaint_counts).from_select(
-        ["ans_registry", "coverage", "month", "complaints"],
-        sa.select(_unnest(sa.Text, sa.Text, sa.Date, sa.BigInteger)),
+        _COMPLAINT_COLUMNS, sa.select(rows_from_arrays(complaint_counts, _COMPLAINT_COLUMNS))
     )
     return statement.on_conflict_do_update(
         index_elements=list(complaint_counts.primary_key.columns),
@@ -95,8 +83,7 @@ def _add_complaints_statement() -> Any:
 
 def _add_indicators_statement() -> Any:
     statement = insert(indicators).from_select(
-        ["ans_registry", "quarter", "metric", "count", "total"],
-        sa.select(_unnest(sa.Text, sa.Text, sa.Text, sa.BigInteger, sa.Float)),
+        _INDICATOR_COLUMNS, sa.select(rows_from_arrays(indicators, _INDICATOR_COLUMNS))
     )
     return statement.on_conflict_do_update(
         index_elements=list(indicators.primary_key.columns),
@@ -119,11 +106,8 @@ async def add_complaints(
     """Add NIP complaints to the (operator, coverage, month) counters."""
     if not counts:
         return
-    keys = list(counts)
-    await session.execute(
-        _ADD_COMPLAINTS,
-        _arrays([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], counts.values()),
-    )
+    rows = [dict(zip(_COMPLAINT_COLUMNS, (*key, n), strict=True)) for key, n in counts.items()]
+    await session.execute(_ADD_COMPLAINTS, array_params(_COMPLAINT_COLUMNS, rows))
 
 
 async def add_indicators(
@@ -132,17 +116,11 @@ async def add_indicators(
     """Add to the (operator, quarter, metric) counters and sums."""
     if not increments:
         return
-    keys = list(increments)
-    await session.execute(
-        _ADD_INDICATORS,
-        _arrays(
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [increments[k][0] for k in keys],
-            [increments[k][1] for k in keys],
-        ),
-    )
+    rows = [
+        dict(zip(_INDICATOR_COLUMNS, (*key, *sums), strict=True))
+        for key, sums in increments.items()
+    ]
+    await session.execute(_ADD_INDICATORS, array_params(_INDICATOR_COLUMNS, rows))
 
 
 async def add_late(session: AsyncSession, counts: Mapping[tuple[str, str], int]) -> None:
@@ -188,12 +166,7 @@ async def put_beneficiaries(session: AsyncSession, rows: Sequence[Mapping[str, A
     updated_at), one statement per 10 000 rows."""
     for start in range(0, len(rows), 10_000):
         chunk = rows[start : start + 10_000]
-        await session.execute(
-            _PUT_BENEFICIARIES,
-            _arrays(
-                *([r[name] for r in chunk] for name in _BENEFICIARY_COLUMNS),
-            ),
-        )
+        await session.execute(_PUT_BENEFICIARIES, array_params(_BENEFICIARY_COLUMNS, chunk))
 
 
 _BENEFICIARY_COLUMNS = ("ans_registry", "coverage", "month", "count", "source", "updated_at")
@@ -201,10 +174,7 @@ _BENEFICIARY_COLUMNS = ("ans_registry", "coverage", "month", "count", "source", 
 
 def _put_beneficiaries_statement() -> Any:
     statement = insert(beneficiaries).from_select(
-        list(_BENEFICIARY_COLUMNS),
-        sa.select(
-            _unnest(sa.Text, sa.Text, sa.Date, sa.Integer, sa.Text, sa.DateTime(timezone=True))
-        ),
+        _BENEFICIARY_COLUMNS, sa.select(rows_from_arrays(beneficiaries, _BENEFICIARY_COLUMNS))
     )
     return statement.on_conflict_do_update(
         index_elements=list(beneficiaries.primary_key.columns),
