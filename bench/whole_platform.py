@@ -10,8 +10,11 @@ in one run on the same machine:
   request's scheduled time). For every protocol, the time from the HTTP call to: the
   ``deadline.scheduled`` event (its ``ce_time``), the receipt reaching a provider emulator
   (its ``received_at``) and the ``retention.scheduled`` event;
-- **sustained load**: one rate held for a while, sampling the consumer lag of every
-  service's consumer group and every outbox's depth, to tell whether backlog grows.
+- **sustained load and capacity**: rates held in turn (60 s each, each on a platform
+  started afresh), sampling the backlog every 2 s (the consumer lag of every service's
+  group, every outbox's depth and the receipts due and not yet sent), with the fan-out
+  latency of every protocol issued meanwhile; up to the first rate not held, then
+  bisecting below it. The highest rate held is the sustained capacity.
 
 Prints a table, merges the figures into ``bench/results.json`` under ``platform`` (with the
 machine and the commit), and plots latency against offered load to
@@ -22,13 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -250,12 +254,31 @@ async def fan_out(
     return out
 
 
+# Deliveries due and not yet handed to a provider: notification-svc's own backlog, which
+# consumer lag does not show (the consumer stores receipts faster than they are sent).
+DISPATCH_QUEUE = (
+    "SELECT count(*) FROM deliveries WHERE status = 'queued' AND next_attempt_at <= now()"
+)
+
+
 async def backlog_by_source(
     platform: Platform, groups: dict[str, AIOKafkaConsumer]
 ) -> dict[str, int]:
-    """Records not yet consumed, per consumer group, and events not yet published, per
-    service outbox (``outbox:<service>``)."""
+    """Records not yet consumed, per consumer group, events not yet published, per service
+    outbox (``outbox:<service>``), and receipts due and not yet sent
+    (``dispatch:notification-svc``)."""
+    behind, _ = await backlog_and_routed(platform, groups)
+    return behind
+
+
+async def backlog_and_routed(
+    platform: Platform, groups: dict[str, AIOKafkaConsumer]
+) -> tuple[dict[str, int], int]:
+    """The backlog by source (see ``backlog_by_source``) and how many records have ever been
+    routed to the groups (each topic's end offsets, counted once per group that reads it):
+    its growth over time is the flow of records the backlog is measured against."""
     behind: dict[str, int] = {}
+    routed = 0
     probe = next(iter(groups.values()))
     partitions = [
         TopicPartition(topic, p)
@@ -268,15 +291,18 @@ async def backlog_by_source(
             committed = await reader.committed(tp)
             if committed is not None:  # None: this group does not read that topic
                 behind[group] = behind.get(group, 0) + max(ends[tp] - committed, 0)
+                routed += ends[tp]
     for service in SERVICES:
         conn = await asyncpg.connect(platform.database_url(service))
         try:
             behind[f"outbox:{service}"] = int(
                 await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             )
+            if service == "notification-svc":
+                behind["dispatch:notification-svc"] = int(await conn.fetchval(DISPATCH_QUEUE))
         finally:
             await conn.close()
-    return behind
+    return behind, routed
 
 
 async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> int:
@@ -330,44 +356,127 @@ async def sustained(
     platform: Platform,
     client: aiohttp.ClientSession,
     headers: dict[str, str],
+    observer: Observer,
     rate: float,
-    seconds: float,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Hold ``rate`` for ``seconds``, sampling the backlog every 2 s; its slope says
-    whether the platform keeps up."""
+    """Hold ``rate`` for ``args.sustain_seconds``, sampling the backlog every 2 s, then
+    measure the fan-out latency of every protocol issued meanwhile.
+
+    The platform keeps up when the backlog's least-squares slope is at most 1 % of the
+    records flowing to the consumer groups: a platform that keeps up holds a bounded
+    backlog (it saws up and down as offsets are committed once a second), one that falls
+    behind by 1 % of its work accumulates it for as long as the load lasts."""
     assert platform.broker is not None
     groups = await group_readers(platform.broker.bootstrap_servers)
     samples: list[tuple[float, int]] = []
-    by_source: dict[str, int] = {}
+    by_source, routed_before = await backlog_and_routed(platform, groups)
+    routed = routed_before
     cpu = CpuMeter(process_roots(platform), alone=[LOAD_GENERATOR])
     cpu.start()
-    load = asyncio.create_task(offered_load(client, headers, rate, seconds))
+    load = asyncio.create_task(offered_load(client, headers, rate, args.sustain_seconds))
     started = time.monotonic()
     try:
         while not load.done():
-            by_source = await backlog_by_source(platform, groups)
+            by_source, routed = await backlog_and_routed(platform, groups)
             samples.append((time.monotonic() - started, sum(by_source.values())))
             await asyncio.sleep(2.0)
-        issuance, _ = await load
+        issuance, sent = await load
         cores = cpu.cores()
     finally:
         for reader in groups.values():
             await reader.stop()
     slope = _slope(samples)
+    sampled_for = samples[-1][0] if samples else 0.0
+    flow = (routed - routed_before) / sampled_for if sampled_for else 0.0
     return {
         "offered_per_s": rate,
-        "seconds": seconds,
+        "seconds": args.sustain_seconds,
         "issuance": issuance,
         "backlog_samples": samples,
         "backlog_slope_per_s": slope,
         "backlog_max": max((b for _, b in samples), default=0),
+        "records_per_s": flow,
         # where the backlog was at the last sample: which consumer or outbox falls behind
         "backlog_last_by_source": by_source,
         # cores each process used on average: what limits the platform
         "cpu_cores_by_process": dict(sorted(cores.items(), key=lambda kv: -kv[1])),
-        # Growth under 1 % of the offered rate is noise from batching; more is falling behind.
-        "keeps_up": slope <= rate * 0.01,
+        "keeps_up": slope <= flow * 0.01,
+        # from the HTTP call to each effect, for every protocol issued while the rate held
+        "fan_out": await fan_out(platform, observer, sent, args.drain_seconds),
     }
+
+
+def capacity(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Hold each of ``args.sustain_rates`` in turn, up to the first the platform cannot
+    keep up with; then bisect between the highest rate held and the lowest not held
+    (``args.bisections`` times, to the nearest 10/s). The highest rate held is the
+    platform's sustained capacity.
+
+    Each step runs on a platform of its own, started afresh: Tansu's in-memory storage
+    costs more CPU per fetch the more records it holds (0.07 → 0.19 of a core for the
+    same 250 records/s once it held 120 000), so steps run one after the other on one
+    broker would each find a slower platform than the last."""
+    steps: list[dict[str, Any]] = []
+
+    def hold(rate: float) -> bool:
+        console.print(f"[bold]sustained {rate:.0f}/s for {args.sustain_seconds:.0f} s[/bold]")
+        with Platform(workdir / f"sustained-{len(steps)}") as platform:
+            steps.append(asyncio.run(sustained_step(platform, rate, args)))
+        return bool(steps[-1]["keeps_up"])
+
+    held, failed = 0.0, None
+    for rate in sorted(args.sustain_rates):
+        if not hold(rate):
+            failed = rate
+            break
+        held = rate
+    for _ in range(args.bisections if failed is not None else 0):
+        assert failed is not None
+        rate = round((held + failed) / 20) * 10
+        if not held < rate < failed:
+            break
+        if hold(rate):
+            held = rate
+        else:
+            failed = rate
+    return steps
+
+
+async def sustained_step(
+    platform: Platform, rate: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One sustained step on a platform just started."""
+    assert platform.broker is not None
+    async with platform_client(platform) as (client, headers):
+        observer = Observer(platform.broker.bootstrap_servers)
+        await observer.start()
+        try:
+            return await sustained(platform, client, headers, observer, rate, args)
+        finally:
+            await observer.stop()
+
+
+@contextlib.asynccontextmanager
+async def platform_client(
+    platform: Platform,
+) -> AsyncIterator[tuple[aiohttp.ClientSession, dict[str, str]]]:
+    """A client of protocol-svc and its headers, once the benchmark's operator is
+    registered and known to every service."""
+    headers = {**platform.headers(), "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(platform.url("protocol-svc"), connector=connector) as client:
+        operator_url = f"/v1/operators/{OPERATOR.ans}"
+        async with client.put(operator_url, json=OPERATOR.body(), headers=headers) as r:
+            assert r.status in (200, 201), await r.text()
+        await asyncio.sleep(3.0)  # operator.upserted reaches every service
+        yield client, headers
+
+
+def sustained_capacity(steps: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The step of the highest rate the platform kept up with, if any."""
+    held = [step for step in steps if step["keeps_up"]]
+    return max(held, key=lambda step: step["offered_per_s"]) if held else None
 
 
 def _slope(samples: Sequence[tuple[float, int]]) -> float:
@@ -386,16 +495,9 @@ def _slope(samples: Sequence[tuple[float, int]]) -> float:
 
 
 async def measure(platform: Platform, args: argparse.Namespace) -> dict[str, Any]:
-    """Every figure of the run."""
+    """The limits, and issuance and fan-out at each fixed rate."""
     assert platform.broker is not None
-    headers = {**platform.headers(), "Content-Type": "application/json"}
-    base = platform.url("protocol-svc")
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(base, connector=connector) as client:
-        operator_url = f"/v1/operators/{OPERATOR.ans}"
-        async with client.put(operator_url, json=OPERATOR.body(), headers=headers) as r:
-            assert r.status in (200, 201), await r.text()
-        await asyncio.sleep(3.0)  # operator.upserted reaches every service
+    async with platform_client(platform) as (client, headers):
         console.print("[bold]limits[/bold]")
         raw_insert = await raw_insert_rate(
             platform.database_url("protocol-svc"), args.concurrency, args.limit_seconds
@@ -413,21 +515,26 @@ async def measure(platform: Platform, args: argparse.Namespace) -> dict[str, Any
                 await drained(platform, args.drain_seconds)
         finally:
             await observer.stop()
-        # Last, so that a rate the platform cannot hold leaves its backlog to no one.
-        console.print(
-            f"[bold]sustained {args.sustain_rate:.0f}/s for {args.sustain_seconds:.0f} s[/bold]"
-        )
-        held = await sustained(platform, client, headers, args.sustain_rate, args.sustain_seconds)
-    best = max(r["issuance"]["completed_per_s"] for r in rates)
     return {
         "machine": machine_info(),
         "limits": {"raw_insert_commit_per_s": raw_insert, "kafka": kafka},
         "rates": rates,
-        "sustained": held,
+    }
+
+
+def with_capacity(figures: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures with the sustained steps, the capacity they found and the ratios."""
+    best = max(r["issuance"]["completed_per_s"] for r in figures["rates"])
+    top = sustained_capacity(steps) or steps[-1]
+    limits = figures["limits"]
+    return {
+        **figures,
+        "sustained": steps,
+        "sustained_capacity_per_s": top["offered_per_s"] if top["keeps_up"] else 0.0,
         "ratios": {
-            "issuance_to_raw_insert": best / raw_insert,
-            "sustained_to_kafka_produce_consume": held["issuance"]["completed_per_s"]
-            / kafka["produce_consume_per_s"],
+            "issuance_to_raw_insert": best / limits["raw_insert_commit_per_s"],
+            "sustained_to_kafka_produce_consume": top["issuance"]["completed_per_s"]
+            / limits["kafka"]["produce_consume_per_s"],
         },
     }
 
@@ -456,26 +563,7 @@ def report(figures: dict[str, Any]) -> None:
             cells += [f"{f['p50_ms']:.0f}/{f['p95_ms']:.0f}/{f['p99_ms']:.0f}", str(f["missing"])]
         table.add_row(*cells)
     console.print(table)
-    held = figures["sustained"]
-    console.print(
-        f"sustained {held['offered_per_s']:.0f}/s for {held['seconds']:.0f} s: issued "
-        f"{held['issuance']['completed_per_s']:.0f}/s, backlog slope "
-        f"{held['backlog_slope_per_s']:.1f}/s (max {held['backlog_max']}): "
-        + ("keeps up" if held["keeps_up"] else "FALLS BEHIND")
-    )
-    cores = held.get("cpu_cores_by_process", {})
-    if cores:
-        console.print(
-            f"CPU while sustained ({sum(cores.values()):.2f} of "
-            f"{figures['machine']['cpus']} cores): "
-            + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
-        )
-    if not held["keeps_up"]:
-        behind = sorted(held["backlog_last_by_source"].items(), key=lambda kv: -kv[1])
-        console.print(
-            "backlog at the end, by source: "
-            + ", ".join(f"{source} {count}" for source, count in behind if count)
-        )
+    report_sustained(figures)
     console.print(
         f"limits: raw insert+commit {limits['raw_insert_commit_per_s']:.0f}/s; Kafka produce "
         f"{limits['kafka']['produce_per_s']:.0f}/s, consume {limits['kafka']['consume_per_s']:.0f}"
@@ -489,6 +577,53 @@ def report(figures: dict[str, Any]) -> None:
     )
 
 
+def report_sustained(figures: dict[str, Any]) -> None:
+    """Print the sustained steps, the capacity found, and where CPU went and backlog grew."""
+    steps = figures["sustained"]
+    table = Table(title="sustained load: backlog and fan-out (ms from the HTTP call)")
+    for column in ("offered/s", "issued/s", "records/s", "backlog slope/s", "backlog max"):
+        table.add_column(column, justify="right")
+    for target in TARGETS:
+        table.add_column(f"{target} p50/p99", justify="right")
+    table.add_column("missing", justify="right")
+    table.add_column("verdict")
+    for step in steps:
+        fan = step["fan_out"]
+        table.add_row(
+            f"{step['offered_per_s']:.0f}",
+            f"{step['issuance']['completed_per_s']:.0f}",
+            f"{step['records_per_s']:.0f}",
+            f"{step['backlog_slope_per_s']:+.1f}",
+            str(step["backlog_max"]),
+            *(f"{fan[t]['p50_ms']:.0f}/{fan[t]['p99_ms']:.0f}" for t in TARGETS),
+            str(sum(fan[t]["missing"] for t in TARGETS)),
+            "keeps up" if step["keeps_up"] else "[red]falls behind[/red]",
+        )
+    console.print(table)
+    top = sustained_capacity(steps)
+    console.print(
+        f"sustained capacity: [bold]{figures['sustained_capacity_per_s']:.0f} protocols/s[/bold]"
+        f" (the highest rate held {steps[0]['seconds']:.0f} s with the backlog growing by at "
+        "most 1 % of the records flowing)"
+    )
+    first_behind = next((step for step in steps if not step["keeps_up"]), None)
+    for step in (top, first_behind):
+        if step is None:
+            continue
+        cores = step["cpu_cores_by_process"]
+        console.print(
+            f"CPU at {step['offered_per_s']:.0f}/s ({sum(cores.values()):.2f} of "
+            f"{figures['machine']['cpus']} cores): "
+            + ", ".join(f"{name} {used:.2f}" for name, used in cores.items())
+        )
+    if first_behind is not None:
+        behind = sorted(first_behind["backlog_last_by_source"].items(), key=lambda kv: -kv[1])
+        console.print(
+            f"backlog at the end of {first_behind['offered_per_s']:.0f}/s, by source: "
+            + ", ".join(f"{source} {count}" for source, count in behind if count)
+        )
+
+
 def plot(figures: dict[str, Any], path: Path) -> None:
     """Latency percentiles against offered load, one panel per target."""
     import matplotlib
@@ -496,9 +631,14 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    offered = [r["issuance"]["offered_per_s"] for r in figures["rates"]]
-    panels = [("HTTP call", [r["issuance"] for r in figures["rates"]])] + [
-        (target, [r["fan_out"][target] for r in figures["rates"]]) for target in TARGETS
+    # the fixed rates (short) and the sustained steps (60 s), in order of offered load
+    runs = sorted(
+        [*figures["rates"], *figures["sustained"]],
+        key=lambda run: run["issuance"]["offered_per_s"],
+    )
+    offered = [r["issuance"]["offered_per_s"] for r in runs]
+    panels = [("HTTP call", [r["issuance"] for r in runs])] + [
+        (target, [r["fan_out"][target] for r in runs]) for target in TARGETS
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), sharex=True)
     for ax, (title, rows) in zip(axes, panels, strict=True):
@@ -510,7 +650,10 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("latency (ms)")
     axes[-1].legend()
-    fig.suptitle(f"RN 623 platform on {figures['machine']['cpus']} cores, everything local")
+    fig.suptitle(
+        f"RN 623 platform on {figures['machine']['cpus']} cores, everything local: sustains "
+        f"{figures['sustained_capacity_per_s']:.0f} protocols/s"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -523,7 +666,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rates", default="10,25,50,100", help="offered protocols/s")
     parser.add_argument("--seconds", type=float, default=15.0, help="per offered rate")
     parser.add_argument("--drain-seconds", type=float, default=120.0)
-    parser.add_argument("--sustain-rate", type=float, default=300.0)
+    parser.add_argument(
+        "--sustain-rates",
+        "--sustain-rate",
+        default="50,100,150,200,300",
+        help="protocols/s held in turn, up to the first not kept up with",
+    )
+    parser.add_argument("--bisections", type=int, default=2, help="below the first not held")
     parser.add_argument("--sustain-seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=32, help="of the raw insert")
     parser.add_argument("--limit-seconds", type=float, default=5.0)
@@ -531,9 +680,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-save", action="store_true", help="do not touch results.json")
     args = parser.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r]
+    args.sustain_rates = [float(r) for r in args.sustain_rates.split(",") if r]
     if args.quick:
         args.rates, args.seconds, args.drain_seconds = [10.0], 2.0, 60.0
-        args.sustain_rate, args.sustain_seconds = 10.0, 4.0
+        args.sustain_rates, args.sustain_seconds, args.bisections = [10.0], 4.0, 0
         args.limit_seconds, args.kafka_records = 1.0, 500
     return args
 
@@ -543,8 +693,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="rn623-bench-"))
     try:
-        with Platform(workdir) as platform:
+        with Platform(workdir / "rates") as platform:
             figures = asyncio.run(measure(platform, args))
+        figures = with_capacity(figures, capacity(workdir, args))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report(figures)

@@ -17,7 +17,11 @@ def test_the_quick_platform_benchmark_measures_every_figure() -> None:
     assert row["issuance"]["completed_per_s"] > 0
     for target in whole_platform.TARGETS:
         assert row["fan_out"][target]["missing"] == 0, target
-    held = figures["sustained"]
+    (held,) = figures["sustained"]
     assert held["backlog_samples"], "the backlog was never sampled"
+    assert held["records_per_s"] > 0, "no record flow was measured"
+    for target in whole_platform.TARGETS:
+        assert held["fan_out"][target]["missing"] == 0, target
+    assert figures["sustained_capacity_per_s"] in (0.0, 10.0)
     assert figures["limits"]["raw_insert_commit_per_s"] > 0
     assert figures["limits"]["kafka"]["produce_consume_per_s"] > 0
