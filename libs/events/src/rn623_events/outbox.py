@@ -77,7 +77,10 @@ class RelayConfig:
     # A batch starts at most this long after the one before when woken by a commit, so
     # that under load commits arriving meanwhile share a batch (each costs ~1.5 ms of CPU
     # in the relay and PostgreSQL, whatever its size); an idle relay publishes at once.
-    min_batch_interval: float = 0.025
+    # Bigger batches also reach the consumers as bigger polls, fewer transactions: at
+    # 50 protocols/s, 0.1 s instead of 0.025 s cut the whole platform's CPU from 1.74 to
+    # 1.45-1.58 cores (every worker's relay and consumers), for ~0-100 ms more per hop.
+    min_batch_interval: float = 0.1
     publish_timeout: float = 15.0
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
