@@ -142,8 +142,9 @@ class OutboxRelay:
                     continue
                 if published < self.config.batch_size:
                     await self._idle(stop, wake, listening=listener is not None)
+                    # a polling relay already waits its poll interval between batches
                     spacing = started + self.config.min_batch_interval - loop.time()
-                    if spacing > 0:
+                    if listener is not None and spacing > 0:
                         await wait_for_any([stop], spacing)
         finally:
             await self._drop_producer()
