@@ -3,6 +3,8 @@ and finds every effect. No timing is asserted: figures belong to ``make bench``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import whole_platform
 
@@ -10,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.timeout(600)
-def test_the_quick_platform_benchmark_measures_every_figure() -> None:
+def test_the_quick_platform_benchmark_measures_every_figure(tmp_path: Path) -> None:
     figures = whole_platform.main(["--quick", "--no-save"])
     (row,) = figures["rates"]
     assert row["issuance"]["errors"] == 0
@@ -25,3 +27,5 @@ def test_the_quick_platform_benchmark_measures_every_figure() -> None:
     assert figures["sustained_capacity_per_s"] in (0.0, 10.0)
     assert figures["limits"]["raw_insert_commit_per_s"] > 0
     assert figures["limits"]["kafka"]["produce_consume_per_s"] > 0
+    whole_platform.plot(figures, tmp_path / "latency.png")
+    assert (tmp_path / "latency.png").stat().st_size > 0
