@@ -135,6 +135,32 @@ async def test_a_busy_relay_shares_batches_among_commits_that_keep_coming(
     assert batches() - before <= writing / interval + 3
 
 
+async def test_a_polling_relay_is_spaced_by_its_poll_interval_alone(
+    backbone: Backbone,
+) -> None:
+    """With LISTEN off, the poll interval is the only wait between batches: the spacing
+    meant for commits' wake-ups does not slow a polling relay down."""
+
+    def batches() -> float:
+        return (
+            REGISTRY.get_sample_value("outbox_publish_batch_seconds_count", {"service": "test-svc"})
+            or 0.0
+        )
+
+    backbone.start(backbone.relay(listen=False, poll_interval=0.05, min_batch_interval=5.0).run)
+    backbone.start(backbone.consumer("c-polled").run)
+    await backbone.write([("warm", 0)])
+    assert len(await backbone.wait_for_effects(1)) == 1
+    before = batches()
+    for event in keyed_events(20, keys=4):
+        await backbone.write([event], per_tx=1)
+        await asyncio.sleep(0.1)
+    rows = await backbone.wait_for_effects(21)
+    assert len(rows) == 21
+    # spaced by min_batch_interval, two seconds of commits would take one or two batches
+    assert batches() - before >= 5
+
+
 async def test_broker_frozen_for_20_seconds_loses_nothing(
     backbone: Backbone, tansu_broker: Any
 ) -> None:
