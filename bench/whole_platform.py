@@ -264,22 +264,14 @@ DISPATCH_QUEUE = """
 """
 
 
-async def backlog_by_source(
-    platform: Platform, groups: dict[str, AIOKafkaConsumer]
-) -> dict[str, int]:
-    """Records not yet consumed, per consumer group, events not yet published, per service
-    outbox (``outbox:<service>``), and receipts due and not yet sent
-    (``dispatch:notification-svc``)."""
-    behind, _ = await backlog_and_routed(platform, groups)
-    return behind
-
-
 async def backlog_and_routed(
     platform: Platform, groups: dict[str, AIOKafkaConsumer]
 ) -> tuple[dict[str, int], int]:
-    """The backlog by source (see ``backlog_by_source``) and how many records have ever been
-    routed to the groups (each topic's end offsets, counted once per group that reads it):
-    its growth over time is the flow of records the backlog is measured against."""
+    """The backlog by source: records not yet consumed, per consumer group; events not yet
+    published, per service outbox (``outbox:<service>``); receipts due and not yet sent
+    (``dispatch:notification-svc``). And how many records have ever been routed to the
+    groups (each topic's end offsets, counted once per group that reads it): its growth
+    over time is the flow of records the backlog is measured against."""
     behind: dict[str, int] = {}
     routed = 0
     probe = next(iter(groups.values()))
@@ -309,8 +301,9 @@ async def backlog_and_routed(
 
 
 async def backlog(platform: Platform, groups: dict[str, AIOKafkaConsumer]) -> int:
-    """Records not yet consumed by the services' groups plus events not yet published."""
-    return sum((await backlog_by_source(platform, groups)).values())
+    """The whole backlog (see ``backlog_and_routed``), summed over its sources."""
+    behind, _ = await backlog_and_routed(platform, groups)
+    return sum(behind.values())
 
 
 async def group_readers(bootstrap: str) -> dict[str, AIOKafkaConsumer]:
