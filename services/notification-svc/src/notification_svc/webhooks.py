@@ -20,13 +20,27 @@ from notification_svc import domain, lifecycle
 from notification_svc.models import callbacks, deliveries
 from notification_svc.providers.base import StatusUpdate
 from notification_svc.runtime import Runtime
-from rn623_events.db import UnitOfWork
+from rn623_events.db import UnitOfWork, array_params, rows_from_arrays
 from rn623_events.group_commit import BatchCommitter
 
 CALLBACKS = Counter(
     "notification_callbacks_total", "Provider callbacks received", ["provider", "status", "result"]
 )
 
+
+_CALLBACK_COLUMNS = (
+    "provider",
+    "provider_message_id",
+    "status",
+    "at",
+    "error_code",
+    "received_at",
+    "applied_at",
+)
+# a batch's callbacks in one statement (an executemany ran one per callback)
+_STORE_CALLBACKS = callbacks.insert().from_select(
+    _CALLBACK_COLUMNS, sa.select(rows_from_arrays(callbacks, _CALLBACK_COLUMNS))
+)
 
 CallbackBatch = tuple[str, Sequence[StatusUpdate]]
 """One request's callbacks: the provider, and the status updates it reported."""
@@ -133,5 +147,5 @@ async def apply_batch(rt: Runtime, uow: UnitOfWork, batch: Sequence[CallbackBatc
         result = "applied" if applied else ("ignored" if matched else "unmatched")
         uow.after_commit(CALLBACKS.labels(provider, update.status, result).inc)
     if stored:
-        await uow.session.execute(callbacks.insert(), stored)
+        await uow.session.execute(_STORE_CALLBACKS, array_params(_CALLBACK_COLUMNS, stored))
     return changed
