@@ -860,8 +860,8 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
 
 
 async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) -> None:
-    """Addresses and operators in one round trip, demands in one, a receipt each naming
-    its demands; each receipt carries its own contact's trace."""
+    """Addresses and operators in one round trip, demands in one, and the receipts, each
+    naming its demands, in one; each receipt carries its own contact's trace."""
     numbers = [protocol_number() for _ in range(4)]
     events: list[Event] = []
     demands_of: dict[str, DemandRegistered] = {}
@@ -890,9 +890,7 @@ async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) ->
             await uow.commit()
         finally:
             sa.event.remove(engine, "before_cursor_execute", count)
-    assert [s for s in statements if s != "outbox"] == (
-        ["protocols", "demands"] + ["messages"] * len(numbers)
-    )
+    assert [s for s in statements if s != "outbox"] == ["protocols", "demands", "messages"]
     for number in numbers:
         found = await h.message(number)
         assert [d["demand_id"] for d in found["content"]["demands"]] == [
@@ -934,6 +932,42 @@ async def test_a_copy_of_a_stored_contact_with_a_new_demand_still_names_it(h: Ha
             .all()
         )
     assert sorted(receipts) == ["", str(own.demand_id)]
+
+
+async def test_a_poll_of_new_contacts_and_a_stored_one_gives_each_its_receipt(
+    h: Harness,
+) -> None:
+    """New contacts and a copy of a stored one, with a new demand, in one poll: the new
+    ones get their receipts (written together), the copy gets no second receipt, and its
+    new demand gets a receipt of its own (its first was sent)."""
+    stored = protocol_number()
+    await h.handle(opened(ANS, stored, h.clock.now()))
+    assert await h.tick() == 1
+    await h.until_status(stored, "delivered")
+    new = [protocol_number() for _ in range(3)]
+    own = demand(ANS, stored, h.clock.now())
+    await h.handle(
+        opened(ANS, new[0], h.clock.now()),
+        opened(ANS, stored, h.clock.now()),
+        own,
+        *(opened(ANS, number, h.clock.now()) for number in new[1:]),
+    )
+    for number in new:
+        assert (await h.message(number))["status"] == "pending"
+    async with h.rt.sessions() as session:
+        receipts = (
+            (
+                await session.execute(
+                    sa.select(messages.c.subject_key).where(
+                        messages.c.protocol_number == stored, messages.c.purpose == "receipt"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(receipts) == ["", str(own.demand_id)]
+    assert await h.tick() == len(new) + 1
 
 
 async def test_a_contact_before_its_operator_waits_and_keeps_nothing(h: Harness) -> None:

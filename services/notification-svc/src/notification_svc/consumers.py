@@ -6,8 +6,8 @@
   writes both in one commit) is folded into it, so one contact gets one receipt naming
   its demand and due date; a later demand gets a receipt of its own. The contacts of a
   poll and their demands are gathered and written when its transaction commits: their
-  addresses and their operators in one statement, their demands in one, and each
-  receipt, its demands already in it, in one.
+  addresses and their operators in one statement, their demands in one, and their
+  receipts, each naming its demands already, in one.
 - ``demand.answered`` creates the copy of the answer; ``access_request.fulfilled`` the
   notice that the records are ready.
 - ``retention.purge_requested`` naming notification-svc deletes the protocol's messages,
@@ -55,6 +55,7 @@ from rn623_events.db import (
 from rn623_events.dlq import DeadLetterPublisher
 from rn623_events.envelope import Envelope
 from rn623_events.settings import KafkaSettings
+from rn623_events.tracecontext import current_trace_headers
 from rn623_rulebook import load_ruleset
 
 log = logging.getLogger(__name__)
@@ -242,25 +243,30 @@ class NotificationHandlers:
         ]
         if demand_rows:
             await uow.session.execute(_ADD_DEMANDS, array_params(_DEMAND_COLUMNS, demand_rows))
-        cause = uow.cause
-        try:
-            for number, contact in contacts.items():
-                operator = operators_found.get(contact.protocol["ans_registry"])
-                if operator is None:
-                    raise OperatorUnknown("the operator's registration has not arrived yet")
-                uow.cause = contact.cause  # the receipt's trace is its contact's
-                if await self._create(
-                    uow,
-                    number,
+        new = []
+        for contact in contacts.values():
+            operator = operators_found.get(contact.protocol["ans_registry"])
+            if operator is None:
+                raise OperatorUnknown("the operator's registration has not arrived yet")
+            new.append(
+                _new_message(
+                    contact.protocol,
+                    operator,
                     "receipt",
                     subject_key="",
                     demand_id=contact.demands[0].demand_id if contact.demands else None,
                     demands=tuple(contact.demands),
-                    protocol=contact.protocol,
-                    operator=operator,
-                ):
+                    cause=contact.cause,  # the receipt's trace is its contact's
+                )
+            )
+        created = await self._create_all(uow, new)
+        cause = uow.cause
+        try:
+            for (number, contact), was_created in zip(contacts.items(), created, strict=True):
+                if was_created:
                     continue
                 # a copy of a contact stored earlier: its receipt exists, maybe sent
+                uow.cause = contact.cause
                 for info in contact.demands:
                     await self._receipt_of_demand(uow, number, info)
         finally:
@@ -366,61 +372,47 @@ class NotificationHandlers:
         demands: tuple[DemandInfo, ...] = (),
         answer: AnswerInfo | None = None,
         access: AccessInfo | None = None,
-        protocol: Mapping[str, Any] | None = None,
-        operator: tuple[str, Policy] | None = None,
     ) -> bool:
-        """Create a message about a protocol (``protocol``: its row, and ``operator``: its
-        operator's name and policy, when the caller has them at hand); False when there is
-        nothing to send it to or it exists already."""
-        if protocol is None:
-            stored = (
-                (
-                    await uow.session.execute(
-                        sa.select(protocols).where(protocols.c.protocol_number == protocol_number)
-                    )
+        """Create a message about a stored protocol; False when there is nothing to send
+        it to or it exists already."""
+        stored = (
+            (
+                await uow.session.execute(
+                    sa.select(protocols).where(protocols.c.protocol_number == protocol_number)
                 )
-                .mappings()
-                .first()
             )
-            protocol = dict(stored) if stored is not None else None
-        if protocol is None:
+            .mappings()
+            .first()
+        )
+        if stored is None:
             # never opened here (before this service existed) or already purged
             log.info(
                 "no contact data for the protocol; nothing to send", extra={"purpose": purpose}
             )
             return False
-        ans = protocol["ans_registry"]
-        operator = operator or await self.rt.operator(uow, ans)
+        operator = await self.rt.operator(uow, stored["ans_registry"])
         if operator is None:
             raise OperatorUnknown("the operator's registration has not arrived yet")
-        name, policy = operator
-        content = MessageContent(
-            purpose=purpose,
-            protocol_number=protocol_number,
-            opened_at=protocol["opened_at"],
-            contact_channel=protocol["channel"],
-            timezone=protocol["timezone"],
-            beneficiary_name=domain.first_name(protocol["name"]),
-            branding=policy.branding(ans, name),
+        new = _new_message(
+            dict(stored),
+            operator,
+            purpose,
+            subject_key=subject_key,
+            demand_id=demand_id,
             demands=demands,
             answer=answer,
             access=access,
+            cause=uow.cause,
         )
-        created = await lifecycle.create_message(
-            uow,
-            content=content,
-            ans_registry=ans,
-            subject_key=subject_key,
-            demand_id=demand_id,
-            contacts=domain.Contacts(
-                email=protocol["email"], phone=protocol["phone"], whatsapp=protocol["whatsapp"]
-            ),
-            preferred=protocol["preferred_channels"],
-            policy=policy,
-        )
-        if created is not None and created[1] == "pending":
+        [created] = await self._create_all(uow, [new])
+        return created
+
+    async def _create_all(self, uow: UnitOfWork, new: list[lifecycle.NewMessage]) -> list[bool]:
+        """Create the messages (one round trip); per message, whether it was created."""
+        statuses = await lifecycle.create_messages(uow, new)
+        if "pending" in statuses:
             uow.after_commit(self.rt.wake_dispatcher)
-        return created is not None
+        return [status is not None for status in statuses]
 
     async def purge_requested(self, event: PurgeRequested, uow: UnitOfWork) -> None:
         """Delete the protocol's messages and addresses; confirm with ``records.purged``."""
@@ -470,6 +462,48 @@ class NotificationHandlers:
         await uow.session.execute(
             protocols.delete().where(protocols.c.protocol_number == protocol_number)
         )
+
+
+def _new_message(
+    protocol: Mapping[str, Any],
+    operator: tuple[str, Policy],
+    purpose: Purpose,
+    *,
+    subject_key: str,
+    demand_id: uuid.UUID | None = None,
+    demands: tuple[DemandInfo, ...] = (),
+    answer: AnswerInfo | None = None,
+    access: AccessInfo | None = None,
+    cause: Envelope | None,
+) -> lifecycle.NewMessage:
+    """The message about ``protocol`` (its stored row) from its operator (name, policy),
+    traced as the event that ``cause``d it (or the running span)."""
+    name, policy = operator
+    ans = protocol["ans_registry"]
+    content = MessageContent(
+        purpose=purpose,
+        protocol_number=protocol["protocol_number"],
+        opened_at=protocol["opened_at"],
+        contact_channel=protocol["channel"],
+        timezone=protocol["timezone"],
+        beneficiary_name=domain.first_name(protocol["name"]),
+        branding=policy.branding(ans, name),
+        demands=demands,
+        answer=answer,
+        access=access,
+    )
+    return lifecycle.NewMessage(
+        content=content,
+        ans_registry=ans,
+        subject_key=subject_key,
+        demand_id=demand_id,
+        contacts=domain.Contacts(
+            email=protocol["email"], phone=protocol["phone"], whatsapp=protocol["whatsapp"]
+        ),
+        preferred=protocol["preferred_channels"],
+        policy=policy,
+        trace_headers=(dict(cause.trace_headers) if cause is not None else current_trace_headers()),
+    )
 
 
 def event_consumers(

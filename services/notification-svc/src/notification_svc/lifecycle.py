@@ -31,7 +31,6 @@ from rn623_events.contracts.notifications import (
     NotificationSent,
 )
 from rn623_events.db import UnitOfWork
-from rn623_events.tracecontext import current_trace_headers
 
 MESSAGES = Counter("notification_messages_total", "Messages created", ["purpose", "status"])
 SENT = Counter("notification_sent_total", "Channel sends accepted", ["channel", "provider"])
@@ -45,21 +44,27 @@ def _reason_label(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-# A message, its first channel's delivery and that delivery's "queued" entry in one round
-# trip, prepared once; nothing is queued when the message exists already, or when it has
-# no channel (``:channel`` NULL).
-_CREATE_QUEUED_MESSAGE = sa.text(
+# Messages, their first channels' deliveries and those deliveries' "queued" entries in
+# one round trip for any number of messages (rows as one JSON array: channels and
+# providers are arrays, which parallel arrays cannot carry), prepared once; nothing is
+# queued for a message that exists already, or that has no channel (``channel`` NULL).
+_CREATE_QUEUED_MESSAGES = sa.text(
     """
-    WITH message AS (
+    WITH new AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            message_id uuid, ans_registry text, protocol_number text, purpose text,
+            subject_key text, demand_id uuid, content jsonb, channels text[], status text,
+            trace_headers jsonb, delivery_id uuid, channel text, recipient text,
+            providers text[]
+        )
+    ), message AS (
         INSERT INTO messages (
             id, ans_registry, protocol_number, purpose, subject_key, demand_id, content,
             channels, status, created_at, updated_at, trace_headers
         )
-        VALUES (
-            :message_id, :ans_registry, :protocol_number, :purpose, :subject_key, :demand_id,
-            CAST(:content AS jsonb), CAST(:channels AS text[]), :status, :now, :now,
-            CAST(:trace_headers AS jsonb)
-        )
+        SELECT message_id, ans_registry, protocol_number, purpose, subject_key, demand_id,
+               content, channels, status, :now, :now, trace_headers
+        FROM new
         ON CONFLICT ON CONSTRAINT uq_messages_subject DO NOTHING
         RETURNING id
     ), delivery AS (
@@ -67,9 +72,10 @@ _CREATE_QUEUED_MESSAGE = sa.text(
             id, message_id, ans_registry, protocol_number, channel, position, recipient,
             status, providers, next_attempt_at, queued_at
         )
-        SELECT :delivery_id, id, :ans_registry, :protocol_number, :channel, 0, :recipient,
-               'queued', CAST(:providers AS text[]), :now, :now
-        FROM message WHERE CAST(:channel AS text) IS NOT NULL
+        SELECT n.delivery_id, n.message_id, n.ans_registry, n.protocol_number, n.channel, 0,
+               n.recipient, 'queued', n.providers, :now, :now
+        FROM new n JOIN message m ON m.id = n.message_id
+        WHERE n.channel IS NOT NULL
         RETURNING id
     ), entry AS (
         INSERT INTO delivery_events (delivery_id, status, at, source)
@@ -80,53 +86,70 @@ _CREATE_QUEUED_MESSAGE = sa.text(
 )
 
 
-async def create_message(
-    uow: UnitOfWork,
-    *,
-    content: MessageContent,
-    ans_registry: str,
-    subject_key: str,
-    demand_id: uuid.UUID | None,
-    contacts: domain.Contacts,
-    preferred: Sequence[str],
-    policy: Policy,
-) -> tuple[uuid.UUID, str] | None:
-    """Create a message and queue its first channel; return its id and status, or None
-    if it already exists.
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to create, and what its first channel is chosen from."""
+
+    content: MessageContent
+    ans_registry: str
+    subject_key: str
+    demand_id: uuid.UUID | None
+    contacts: domain.Contacts
+    preferred: Sequence[str]
+    policy: Policy
+    trace_headers: Mapping[str, str]
+
+
+async def create_messages(uow: UnitOfWork, new: Sequence[NewMessage]) -> list[str | None]:
+    """Create messages and queue each one's first channel, in one round trip; per
+    message, its status, or None if it already exists.
 
     A message with no reachable channel is kept as ``unreachable`` (nothing to send).
     """
+    if not new:
+        return []
     now = uow.clock.now()
-    plan = domain.plan_channels(preferred, policy.channel_order, contacts)
-    plan = tuple(c for c in plan if policy.providers(c))
-    message_id = uuid.uuid4()
-    status = "pending" if plan else "unreachable"
-    trace = dict(uow.cause.trace_headers) if uow.cause is not None else current_trace_headers()
-    first = plan[0] if plan else None
-    created = await uow.session.scalar(
-        _CREATE_QUEUED_MESSAGE,
-        {
-            "message_id": message_id,
-            "ans_registry": ans_registry,
-            "protocol_number": content.protocol_number,
-            "purpose": content.purpose,
-            "subject_key": subject_key,
-            "demand_id": demand_id,
-            "content": content.model_dump_json(),
-            "channels": list(plan),
-            "status": status,
-            "now": now,
-            "trace_headers": json.dumps(trace),
-            "delivery_id": uuid.uuid4(),
-            "channel": first,
-            "recipient": contacts.address(first) if first is not None else None,
-            "providers": list(policy.providers(first)) if first is not None else [],
-        },
+    rows = [_new_message_row(message) for message in new]
+    created = set(
+        (
+            await uow.session.execute(
+                _CREATE_QUEUED_MESSAGES, {"rows": json.dumps(rows), "now": now}
+            )
+        ).scalars()
     )
-    if created is None:
-        return None
-    uow.after_commit(MESSAGES.labels(content.purpose, status).inc)
-    return message_id, status
+    statuses: list[str | None] = []
+    for message, row in zip(new, rows, strict=True):
+        if uuid.UUID(row["message_id"]) not in created:
+            statuses.append(None)
+            continue
+        uow.after_commit(MESSAGES.labels(message.content.purpose, row["status"]).inc)
+        statuses.append(row["status"])
+    return statuses
+
+
+def _new_message_row(message: NewMessage) -> dict[str, Any]:
+    """The JSON row of ``_CREATE_QUEUED_MESSAGES`` for ``message``: its channel plan and
+    first channel."""
+    policy = message.policy
+    plan = domain.plan_channels(message.preferred, policy.channel_order, message.contacts)
+    plan = tuple(c for c in plan if policy.providers(c))
+    first = plan[0] if plan else None
+    return {
+        "message_id": str(uuid.uuid4()),
+        "ans_registry": message.ans_registry,
+        "protocol_number": message.content.protocol_number,
+        "purpose": message.content.purpose,
+        "subject_key": message.subject_key,
+        "demand_id": str(message.demand_id) if message.demand_id is not None else None,
+        "content": message.content.model_dump(mode="json"),
+        "channels": list(plan),
+        "status": "pending" if plan else "unreachable",
+        "trace_headers": dict(message.trace_headers),
+        "delivery_id": str(uuid.uuid4()),
+        "channel": first,
+        "recipient": message.contacts.address(first) if first is not None else None,
+        "providers": list(policy.providers(first)) if first is not None else [],
+    }
 
 
 async def _queue_channel(
