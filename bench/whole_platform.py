@@ -1,7 +1,8 @@
 """Whole-platform benchmark: issuance, fan-out latency and backlog, next to their limits.
 
 Starts the platform as the end-to-end suite does (``rn623_e2e.platform``): PostgreSQL, Tansu,
-the provider emulators and all five services' api and worker on free loopback ports. Then,
+the provider emulators and all five services' api and worker on free loopback ports, with
+the services' own timer intervals (as ``make run``, not the suite's faster ones). Then,
 in one run on the same machine:
 
 - **the limits**: raw asyncpg insert+commit of a protocol-like row, and raw aiokafka
@@ -427,7 +428,7 @@ def capacity(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
     def hold(rate: float) -> bool:
         console.print(f"[bold]sustained {rate:.0f}/s for {args.sustain_seconds:.0f} s[/bold]")
-        with Platform(workdir / f"sustained-{len(steps)}") as platform:
+        with Platform(workdir / f"sustained-{len(steps)}", fast_timers=False) as platform:
             steps.append(asyncio.run(sustained_step(platform, rate, args)))
         return bool(steps[-1]["keeps_up"])
 
@@ -712,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="rn623-bench-"))
     try:
-        with Platform(workdir / "rates") as platform:
+        with Platform(workdir / "rates", fast_timers=False) as platform:
             figures = asyncio.run(measure(platform, args))
         figures = with_capacity(figures, capacity(workdir, args))
     finally:

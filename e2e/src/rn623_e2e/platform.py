@@ -91,6 +91,7 @@ class Platform:
     emulators: ManagedProcess | None = None
     emulator_ports: tuple[int, int] = (0, 0)
     offset: timedelta = timedelta(0)
+    fast_timers: bool = True  # False: the services' own intervals, as ``make run`` has them
 
     @property
     def logs(self) -> Path:
@@ -194,7 +195,9 @@ class Platform:
             bootstrap_servers=self.broker.bootstrap_servers,
             secret=self.secret,
         )
-        env.update(FAST_TIMERS, CLOCK_OFFSET_FILE=str(self.offset_file))
+        if self.fast_timers:
+            env.update(FAST_TIMERS)
+        env["CLOCK_OFFSET_FILE"] = str(self.offset_file)
         if PROTOCOL_SERVICE in ports:  # retention-svc reads records for access requests
             env["PROTOCOL_SVC_URL"] = f"http://{LOCALHOST}:{ports[PROTOCOL_SERVICE]}"
         if spec.name == NOTIFICATION_SERVICE:
