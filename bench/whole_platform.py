@@ -414,11 +414,13 @@ async def sustained(
     }
 
 
-def capacity(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+def capacity(workdir: Path, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
     """Hold each of ``args.sustain_rates`` in turn, up to the first the platform cannot
     keep up with; then bisect between the highest rate held and the lowest not held
     (``args.bisections`` times, to the nearest 10/s). The highest rate held is the
-    platform's sustained capacity.
+    platform's sustained capacity. Returns the steps, and why the search stopped early
+    if a step did not complete (a platform that did not start, say): the steps before
+    it are kept, so a long run is not lost to its last step.
 
     Each step runs on a platform of its own, started afresh: Tansu's in-memory storage
     costs more CPU per fetch the more records it holds (0.07 → 0.19 of a core for the
@@ -432,22 +434,27 @@ def capacity(workdir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
             steps.append(asyncio.run(sustained_step(platform, rate, args)))
         return bool(steps[-1]["keeps_up"])
 
-    held, failed = 0.0, None
-    for rate in sorted(args.sustain_rates):
-        if not hold(rate):
-            failed = rate
-            break
-        held = rate
-    for _ in range(args.bisections if failed is not None else 0):
-        assert failed is not None
-        rate = round((held + failed) / 20) * 10
-        if not held < rate < failed:
-            break
-        if hold(rate):
+    held, failed, rate = 0.0, None, 0.0
+    try:
+        for rate in sorted(args.sustain_rates):
+            if not hold(rate):
+                failed = rate
+                break
             held = rate
-        else:
-            failed = rate
-    return steps
+        for _ in range(args.bisections if failed is not None else 0):
+            assert failed is not None
+            rate = round((held + failed) / 20) * 10
+            if not held < rate < failed:
+                break
+            if hold(rate):
+                held = rate
+            else:
+                failed = rate
+    except Exception as exc:
+        reason = f"{rate:.0f}/s did not complete: {type(exc).__name__}: {exc}"
+        console.print(f"[red]sustained {reason}; the search stops here[/red]")
+        return steps, reason
+    return steps, None
 
 
 async def sustained_step(
@@ -529,17 +536,23 @@ async def measure(platform: Platform, args: argparse.Namespace) -> dict[str, Any
     }
 
 
-def with_capacity(figures: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures with the sustained steps, the capacity they found and the ratios."""
+def with_capacity(
+    figures: dict[str, Any], steps: list[dict[str, Any]], interrupted: str | None = None
+) -> dict[str, Any]:
+    """The figures with the sustained steps, the capacity they found and the ratios
+    (``interrupted``: why the search stopped before its end, if it did)."""
     best = max(r["issuance"]["completed_per_s"] for r in figures["rates"])
     top = sustained_capacity(steps)
     limits = figures["limits"]
     return {
         **figures,
         "sustained": steps,
+        "sustained_interrupted": interrupted,
         "sustained_capacity_per_s": top["offered_per_s"] if top else 0.0,
-        # every rate offered was held: the capacity is at least the highest
-        "sustained_capacity_is_lower_bound": all(step["keeps_up"] for step in steps),
+        # every rate offered was held, or the search stopped early: the capacity is at
+        # least the highest held
+        "sustained_capacity_is_lower_bound": interrupted is not None
+        or all(step["keeps_up"] for step in steps),
         "ratios": {
             "issuance_to_raw_insert": best / limits["raw_insert_commit_per_s"],
             "sustained_to_kafka_produce_consume": (
@@ -613,6 +626,10 @@ def report_sustained(figures: dict[str, Any]) -> None:
             "keeps up" if step["keeps_up"] else "[red]falls behind[/red]",
         )
     console.print(table)
+    if figures.get("sustained_interrupted"):
+        console.print(f"[red]the search stopped early: {figures['sustained_interrupted']}[/red]")
+    if not steps:
+        return
     top = sustained_capacity(steps)
     at_least = "≥ " if figures["sustained_capacity_is_lower_bound"] else ""
     console.print(
@@ -715,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         with Platform(workdir / "rates", fast_timers=False) as platform:
             figures = asyncio.run(measure(platform, args))
-        figures = with_capacity(figures, capacity(workdir, args))
+        figures = with_capacity(figures, *capacity(workdir, args))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report(figures)
