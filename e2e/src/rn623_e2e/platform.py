@@ -2,8 +2,9 @@
 and every service's api and worker, on free loopback ports, with one clock to move them all.
 
 The pieces are devctl's (service discovery, migrations, managed processes, emulators), so a
-run starts the platform exactly as ``make run`` does; only the ports, the state directory
-and the movable clock differ. Every process can be killed, restarted or frozen on purpose.
+run starts the platform exactly as ``make run`` does; only the ports, the state directory,
+the movable clock and, unless ``fast_timers`` is off, the faster periodic work differ.
+Every process can be killed, restarted or frozen on purpose.
 """
 
 from __future__ import annotations
@@ -130,7 +131,11 @@ class Platform:
         return self.services[service].url
 
     def __enter__(self) -> Platform:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # what did start must not outlive the run
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
