@@ -44,6 +44,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from backbone import bench_contract, create_topic, make_event, raw_consume, raw_produce
 from protocols import BODY, raw_insert_rate
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchlib import ROOT, CpuMeter, machine_info, percentile, postmaster_pid, save_results
@@ -450,9 +451,12 @@ def capacity(workdir: Path, args: argparse.Namespace) -> tuple[list[dict[str, An
                 held = rate
             else:
                 failed = rate
-    except Exception as exc:
-        reason = f"{rate:.0f}/s did not complete: {type(exc).__name__}: {exc}"
-        console.print(f"[red]sustained {reason}; the search stops here[/red]")
+    except (Exception, KeyboardInterrupt) as exc:  # a bug too: its traceback is printed
+        console.print_exception()
+        measured = bool(steps) and steps[-1]["offered_per_s"] == rate
+        what = "was measured, then its platform did not stop" if measured else "did not complete"
+        reason = f"{rate:.0f}/s {what}: {type(exc).__name__}: {exc}"
+        console.print(f"[red]sustained {escape(reason)}; the search stops here[/red]")
         return steps, reason
     return steps, None
 
@@ -627,7 +631,9 @@ def report_sustained(figures: dict[str, Any]) -> None:
         )
     console.print(table)
     if figures.get("sustained_interrupted"):
-        console.print(f"[red]the search stopped early: {figures['sustained_interrupted']}[/red]")
+        console.print(
+            f"[red]the search stopped early: {escape(figures['sustained_interrupted'])}[/red]"
+        )
     if not steps:
         return
     top = sustained_capacity(steps)

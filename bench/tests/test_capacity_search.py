@@ -15,23 +15,29 @@ import whole_platform
 pytestmark = pytest.mark.unit
 
 
-@contextlib.contextmanager
-def no_platform(*_: Any, **__: Any) -> Iterator[None]:
-    """Stands in for ``Platform``: nothing is started."""
-    yield None
-
-
 def search(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capacity: float, broken: float | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capacity: float,
+    broken: float | None = None,
+    unstoppable: float | None = None,
 ) -> tuple[list[float], dict[str, Any]]:
     """Run the search against a platform that holds every rate up to ``capacity`` (a
-    step at ``broken`` raises); the rates tried in order, and the figures."""
+    step at ``broken`` raises, the platform of ``unstoppable`` raises as it stops); the
+    rates tried in order, and the figures."""
     tried: list[float] = []
+
+    @contextlib.contextmanager
+    def no_platform(*_: Any, **__: Any) -> Iterator[None]:
+        """Stands in for ``Platform``: nothing is started."""
+        yield None
+        if tried[-1] == unstoppable:
+            raise RuntimeError("[red]postgres[/red] did not stop")
 
     async def step(_: Any, rate: float, __: Any) -> dict[str, Any]:
         tried.append(rate)
         if rate == broken:
-            raise RuntimeError("the platform did not start")
+            raise RuntimeError("GET [/readyz] answered 503")  # not markup
         latency = {"p50_ms": 100.0, "p99_ms": 400.0, "missing": 0}
         return {
             "offered_per_s": rate,
@@ -76,6 +82,19 @@ def test_a_step_that_breaks_keeps_the_steps_before_it(
     assert figures["sustained_capacity_per_s"] == 100
     assert figures["sustained_capacity_is_lower_bound"]
     assert "150/s did not complete: RuntimeError" in figures["sustained_interrupted"]
+    whole_platform.report_sustained({**figures, "machine": {"cpus": 2}})
+
+
+def test_a_step_measured_before_its_platform_failed_to_stop_is_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tried, figures = search(monkeypatch, tmp_path, capacity=120, unstoppable=100)
+    assert tried == [50, 100]
+    assert [step["offered_per_s"] for step in figures["sustained"]] == [50, 100]
+    assert figures["sustained_capacity_per_s"] == 100
+    assert (
+        "100/s was measured, then its platform did not stop" in (figures["sustained_interrupted"])
+    )
     whole_platform.report_sustained({**figures, "machine": {"cpus": 2}})
 
 

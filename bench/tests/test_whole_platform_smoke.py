@@ -19,6 +19,7 @@ def test_the_quick_platform_benchmark_measures_every_figure(tmp_path: Path) -> N
     assert row["issuance"]["completed_per_s"] > 0
     for target in whole_platform.TARGETS:
         assert row["fan_out"][target]["missing"] == 0, target
+    assert figures["sustained_interrupted"] is None, figures["sustained_interrupted"]
     (held,) = figures["sustained"]
     assert held["backlog_samples"], "the backlog was never sampled"
     assert held["records_per_s"] > 0, "no record flow was measured"
