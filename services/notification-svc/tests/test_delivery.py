@@ -5,12 +5,13 @@ respect Retry-After, provider failover, nothing sent twice, nothing lost on a cr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import secrets
 import string
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -374,6 +375,29 @@ async def test_a_beneficiary_with_no_address_is_unreachable(h: Harness) -> None:
     found = await h.message(number)
     assert (found["status"], found["deliveries"]) == ("unreachable", [])
     assert await h.tick() == 0
+
+
+async def test_unreachable_and_reachable_contacts_of_one_poll_each_get_their_own(
+    h: Harness,
+) -> None:
+    """Receipts written together: the one with no address is kept unreachable with no
+    delivery; each other one has one queued delivery, its timeline saying so."""
+    reachable = [protocol_number(), protocol_number()]
+    nowhere = protocol_number()
+    await h.handle(
+        opened(ANS, reachable[0], h.clock.now()),
+        opened(ANS, nowhere, h.clock.now(), email=None, phone=None, whatsapp=None),
+        opened(ANS, reachable[1], h.clock.now()),
+    )
+    found = await h.message(nowhere)
+    assert (found["status"], found["deliveries"]) == ("unreachable", [])
+    for number in reachable:
+        found = await h.message(number)
+        assert found["status"] == "pending"
+        [delivery] = found["deliveries"]
+        assert (delivery["status"], delivery["recipient"] is not None) == ("queued", True)
+        assert await h.timeline(delivery["id"]) == ["queued"]
+    assert await h.tick() == len(reachable)
 
 
 async def test_preferred_email_goes_through_smtp_first(h: Harness) -> None:
@@ -859,6 +883,22 @@ async def test_demands_before_the_first_send_fold_into_the_contacts_receipt(h: H
     assert len(h.received(number)) == 1
 
 
+@contextlib.contextmanager
+def tables_inserted_into(h: Harness) -> Iterator[list[str]]:
+    """The table each statement run meanwhile inserts into, one entry per statement."""
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.extend(re.findall(r"INSERT INTO (\w+)", statement)[:1])
+
+    engine = h.rt.sessions.kw["bind"].sync_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
 async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) -> None:
     """Addresses and operators in one round trip, demands in one, and the receipts, each
     naming its demands, in one; each receipt carries its own contact's trace."""
@@ -869,13 +909,7 @@ async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) ->
         demands_of[number] = demand(ANS, number, h.clock.now())
         events += [opened(ANS, number, h.clock.now()), demands_of[number]]
     handlers = NotificationHandlers(h.rt).handlers()
-    statements: list[str] = []
     traces: dict[str, dict[str, str]] = {}
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.extend(re.findall(r"INSERT INTO (\w+)", statement)[:1])
-
-    engine = h.rt.sessions.kw["bind"].sync_engine
     async with h.rt.uow() as uow:
         for event in events:
             envelope = make_envelope(event, source="protocol-svc", time=h.clock.now())
@@ -885,11 +919,8 @@ async def test_the_contacts_of_a_poll_are_written_when_it_commits(h: Harness) ->
                 traces[envelope.subject] = trace
             uow.cause = envelope
             await handlers[envelope.type](event, envelope, uow)
-        sa.event.listen(engine, "before_cursor_execute", count)
-        try:
+        with tables_inserted_into(h) as statements:
             await uow.commit()
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
     assert [s for s in statements if s != "outbox"] == ["protocols", "demands", "messages"]
     for number in numbers:
         found = await h.message(number)
@@ -991,8 +1022,9 @@ async def test_a_contact_before_its_operator_waits_and_keeps_nothing(h: Harness)
 
 
 async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harness) -> None:
-    """The API's batch: every request's updates applied and stored in one transaction,
-    each request told how many deliveries it changed."""
+    """The API's batch: every request's updates applied and stored in one transaction
+    (the callbacks in one statement, in the order they came), each request told how many
+    deliveries it changed."""
     h.fault("meta", "no_callback", count=2)
     numbers = [protocol_number(), protocol_number()]
     for number in numbers:
@@ -1008,9 +1040,11 @@ async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harn
         ("twilio", [StatusUpdate(stranger, "delivered")]),  # a message we never sent
         ("meta", [StatusUpdate(ids[0], "read")]),
     ]
-    async with h.rt.uow() as uow:
-        assert await webhooks.apply_batch(h.rt, uow, batch) == [1, 0, 1]
-        await uow.commit()
+    with tables_inserted_into(h) as statements:
+        async with h.rt.uow() as uow:
+            assert await webhooks.apply_batch(h.rt, uow, batch) == [1, 0, 1]
+            await uow.commit()
+    assert statements.count("callbacks") == 1
     for number, status in zip(numbers, ("read", "delivered"), strict=True):
         found = await h.message(number)
         assert (found["status"], found["deliveries"][0]["status"]) == ("delivered", status)
@@ -1030,6 +1064,15 @@ async def test_callbacks_of_concurrent_requests_are_applied_as_one_batch(h: Harn
             ("twilio", "delivered", False),  # kept for a record that will never come
         ]
     )
+    async with h.rt.sessions() as session:
+        in_order = (
+            await session.scalars(
+                sa.select(callbacks.c.status)
+                .where(callbacks.c.provider_message_id == ids[1])
+                .order_by(callbacks.c.id)
+            )
+        ).all()
+    assert in_order == ["sent", "delivered"]
 
 
 async def whatsapp_then_sms_both_unproven(h: Harness) -> tuple[str, dict[str, Any], dict[str, Any]]:

@@ -372,9 +372,9 @@ class NotificationHandlers:
         demands: tuple[DemandInfo, ...] = (),
         answer: AnswerInfo | None = None,
         access: AccessInfo | None = None,
-    ) -> bool:
-        """Create a message about a stored protocol; False when there is nothing to send
-        it to or it exists already."""
+    ) -> None:
+        """Create a message about a stored protocol, unless it exists already or the
+        protocol is not stored here (never opened here, or purged)."""
         stored = (
             (
                 await uow.session.execute(
@@ -389,7 +389,7 @@ class NotificationHandlers:
             log.info(
                 "no contact data for the protocol; nothing to send", extra={"purpose": purpose}
             )
-            return False
+            return
         operator = await self.rt.operator(uow, stored["ans_registry"])
         if operator is None:
             raise OperatorUnknown("the operator's registration has not arrived yet")
@@ -404,8 +404,7 @@ class NotificationHandlers:
             access=access,
             cause=uow.cause,
         )
-        [created] = await self._create_all(uow, [new])
-        return created
+        await self._create_all(uow, [new])
 
     async def _create_all(self, uow: UnitOfWork, new: list[lifecycle.NewMessage]) -> list[bool]:
         """Create the messages (one round trip); per message, whether it was created."""

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 
 from notification_svc import domain, lifecycle
-from notification_svc.models import callbacks, deliveries
+from notification_svc.models import deliveries
 from notification_svc.providers.base import StatusUpdate
 from notification_svc.runtime import Runtime
-from rn623_events.db import UnitOfWork, array_params, rows_from_arrays
+from rn623_events.db import UnitOfWork, array_params
 from rn623_events.group_commit import BatchCommitter
 
 CALLBACKS = Counter(
@@ -28,6 +28,23 @@ CALLBACKS = Counter(
 )
 
 
+# A batch's callbacks in one statement (an executemany ran one per callback), in the
+# order they came: their ids are the order stored callbacks are applied in.
+_STORE_CALLBACKS = sa.text(
+    """
+    INSERT INTO callbacks (
+        provider, provider_message_id, status, at, error_code, received_at, applied_at
+    )
+    SELECT p, m, s, a, e, r, d
+    FROM unnest(
+        CAST(:v_provider AS text[]), CAST(:v_provider_message_id AS text[]),
+        CAST(:v_status AS text[]), CAST(:v_at AS timestamptz[]),
+        CAST(:v_error_code AS text[]), CAST(:v_received_at AS timestamptz[]),
+        CAST(:v_applied_at AS timestamptz[])
+    ) WITH ORDINALITY AS rows (p, m, s, a, e, r, d, n)
+    ORDER BY n
+    """
+)
 _CALLBACK_COLUMNS = (
     "provider",
     "provider_message_id",
@@ -36,10 +53,6 @@ _CALLBACK_COLUMNS = (
     "error_code",
     "received_at",
     "applied_at",
-)
-# a batch's callbacks in one statement (an executemany ran one per callback)
-_STORE_CALLBACKS = callbacks.insert().from_select(
-    _CALLBACK_COLUMNS, sa.select(rows_from_arrays(callbacks, _CALLBACK_COLUMNS))
 )
 
 CallbackBatch = tuple[str, Sequence[StatusUpdate]]
