@@ -33,7 +33,28 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": commit,
         "measured_at": datetime.now(UTC).isoformat(),
+        "speed_reference_per_cpu_s": speed_reference(),
     }
+
+
+_REFERENCE_DOCUMENT = {
+    "type": "protocol.opened",
+    "data": {"protocol_number": "77700120261125000001", "demands": list(range(20))},
+    "headers": {f"h{i}": "x" * 20 for i in range(10)},
+}
+
+
+def speed_reference(cpu_seconds: float = 0.5) -> float:
+    """JSON round trips of an event-sized document per CPU-second of this process. The
+    same machine ran up to three times slower on some days than on others, so every
+    figure is saved next to this one, to be compared with another run's."""
+    done = 0
+    started = time.process_time()
+    while (spent := time.process_time() - started) < cpu_seconds:
+        for _ in range(200):
+            json.loads(json.dumps(_REFERENCE_DOCUMENT))
+        done += 200
+    return done / spent
 
 
 def percentile(values: Iterable[float], p: float) -> float:

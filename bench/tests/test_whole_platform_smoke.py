@@ -27,6 +27,7 @@ def test_the_quick_platform_benchmark_measures_every_figure(tmp_path: Path) -> N
         assert held["fan_out"][target]["missing"] == 0, target
     assert figures["sustained_capacity_per_s"] in (0.0, 10.0)
     assert figures["limits"]["raw_insert_commit_per_s"] > 0
+    assert figures["machine"]["speed_reference_per_cpu_s"] > 0
     assert figures["limits"]["kafka"]["produce_consume_per_s"] > 0
     whole_platform.plot(figures, tmp_path / "latency.png")
     assert (tmp_path / "latency.png").stat().st_size > 0
