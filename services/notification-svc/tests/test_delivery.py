@@ -117,6 +117,19 @@ class Harness:
             ]
         return found
 
+    async def receipt_subjects(self, number: str) -> list[str]:
+        """The subject keys of a protocol's receipts, sorted ("" is the contact's own)."""
+        async with self.rt.sessions() as session:
+            return sorted(
+                (
+                    await session.execute(
+                        sa.select(messages.c.subject_key).where(
+                            messages.c.protocol_number == number, messages.c.purpose == "receipt"
+                        )
+                    )
+                ).scalars()
+            )
+
     async def timeline(self, delivery_id: uuid.UUID) -> list[str]:
         """The statuses of a delivery's timeline, in order."""
         async with self.rt.sessions() as session:
@@ -950,19 +963,7 @@ async def test_a_copy_of_a_stored_contact_with_a_new_demand_still_names_it(h: Ha
     await h.handle(opened(ANS, sent, h.clock.now()), own)
     found = await h.message(later)
     assert [d["demand_id"] for d in found["content"]["demands"]] == [str(folded.demand_id)]
-    async with h.rt.sessions() as session:
-        receipts = (
-            (
-                await session.execute(
-                    sa.select(messages.c.subject_key).where(
-                        messages.c.protocol_number == sent, messages.c.purpose == "receipt"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert sorted(receipts) == ["", str(own.demand_id)]
+    assert await h.receipt_subjects(sent) == ["", str(own.demand_id)]
 
 
 async def test_a_poll_of_new_contacts_and_a_stored_one_gives_each_its_receipt(
@@ -985,19 +986,7 @@ async def test_a_poll_of_new_contacts_and_a_stored_one_gives_each_its_receipt(
     )
     for number in new:
         assert (await h.message(number))["status"] == "pending"
-    async with h.rt.sessions() as session:
-        receipts = (
-            (
-                await session.execute(
-                    sa.select(messages.c.subject_key).where(
-                        messages.c.protocol_number == stored, messages.c.purpose == "receipt"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert sorted(receipts) == ["", str(own.demand_id)]
+    assert await h.receipt_subjects(stored) == ["", str(own.demand_id)]
     assert await h.tick() == len(new) + 1
 
 
