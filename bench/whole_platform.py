@@ -593,12 +593,11 @@ def report(figures: dict[str, Any]) -> None:
         table.add_row(*cells)
     console.print(table)
     report_sustained(figures)
-    speed = figures["machine"].get("speed_reference_per_cpu_s")
-    if speed is not None:
-        console.print(
-            f"machine speed: {speed:,.0f} reference JSON round trips per CPU-second (compare "
-            "runs of different days by it: this machine has varied threefold)"
-        )
+    console.print(
+        f"machine speed: {figures['machine']['speed_reference_per_cpu_s']:,.0f} reference JSON "
+        "round trips per CPU-second (compare runs of different days by it: this machine has "
+        "varied threefold)"
+    )
     console.print(
         f"limits: raw insert+commit {limits['raw_insert_commit_per_s']:.0f}/s; Kafka produce "
         f"{limits['kafka']['produce_per_s']:.0f}/s, consume {limits['kafka']['consume_per_s']:.0f}"
@@ -636,7 +635,7 @@ def report_sustained(figures: dict[str, Any]) -> None:
             "keeps up" if step["keeps_up"] else "[red]falls behind[/red]",
         )
     console.print(table)
-    if figures.get("sustained_interrupted"):
+    if figures["sustained_interrupted"]:
         console.print(
             f"[red]the search stopped early: {escape(figures['sustained_interrupted'])}[/red]"
         )
